@@ -1,0 +1,62 @@
+# The two commands the README starts with are `make run` and `make test`; everything else is a helper.
+# Each target installs what it needs (Debian packages via apt-get, run as root on a fresh machine).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Debian packages the build and the tests need. libtpms-dev: the TPM engine; swtpm + tpm2-tools: the
+# reference peer and the real client the integration tests drive.
+APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools
+FUZZ_SECONDS ?= 60
+STATE_DIR ?= state
+
+.PHONY: run test deps check lint doc no-std unit fuzz fuzz-list bench clean
+
+## Install the Debian packages the build and tests need (skips what is already installed).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## The main job: the host runtime serving a vTPM on a local encrypted store (state in ./$(STATE_DIR)).
+run: deps
+	$(CARGO) run --release --locked -p svsm-host -- --help
+
+## Everything CI checks: formatting, lints, docs, the no_std build, and the test suite.
+test: deps lint doc no-std unit
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets --all-features -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --all-features
+
+## The core crates must build and link with no std at all (see tools/no-std-check/Cargo.toml).
+no-std:
+	$(CARGO) build --locked --manifest-path tools/no-std-check/Cargo.toml
+
+unit:
+	$(CARGO) test --locked --workspace --all-features
+
+## Run every fuzz target for FUZZ_SECONDS each (needs the nightly toolchain; installs cargo-fuzz).
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	@for t in $$(cd fuzz && cargo +nightly fuzz list); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096) || exit 1; \
+	done
+
+fuzz-list:
+	@cd fuzz && cargo +nightly fuzz list
+
+## Run the benchmarks and write BENCHMARKS.md fragments to target/bench-results.md.
+bench: deps
+	rm -f target/bench-results.md
+	BENCH_OUT=$(CURDIR)/target/bench-results.md $(CARGO) bench --locked --workspace
+	@echo "results: target/bench-results.md"
+
+clean:
+	$(CARGO) clean

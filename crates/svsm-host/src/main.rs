@@ -1,0 +1,45 @@
+//! `svsm-host`: the SVSM persistence and service stack as a Linux process, plus the operator tools.
+//!
+//! Each command group lives in its own module under `cli/`; this file only wires them to clap and logging.
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// The SVSM persistence and service stack, run as a Linux process ("native platform"), and the tools
+/// operators use to create, inspect and check its encrypted volumes.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `debug`, `svsm_store=trace`.
+    #[arg(long, global = true, env = "SVSM_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect raw block-device images (no key needed).
+    #[command(subcommand)]
+    Disk(cli::disk::DiskCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Disk(cmd) => cli::disk::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
