@@ -41,16 +41,20 @@ no-std:
 unit:
 	$(CARGO) test --locked --workspace --all-features
 
-## Run every fuzz target for FUZZ_SECONDS each (needs the nightly toolchain; installs cargo-fuzz).
+## Run every fuzz target (each crate keeps its own in crates/<crate>/fuzz) for FUZZ_SECONDS each.
+## Needs the nightly toolchain (installed on these machines); installs cargo-fuzz if missing.
+FUZZ_DIRS := $(wildcard crates/*/fuzz)
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	@for t in $$(cd fuzz && cargo +nightly fuzz list); do \
-	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
-	  (cd fuzz && cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096) || exit 1; \
+	@for d in $(FUZZ_DIRS); do \
+	  for t in $$(cd $$d && cargo +nightly fuzz list); do \
+	    echo "== $$d: $$t for $(FUZZ_SECONDS)s"; \
+	    (cd $$d && cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096) || exit 1; \
+	  done; \
 	done
 
 fuzz-list:
-	@cd fuzz && cargo +nightly fuzz list
+	@for d in $(FUZZ_DIRS); do (cd $$d && cargo +nightly fuzz list | sed "s|^|$$d: |"); done
 
 ## Run the benchmarks and write BENCHMARKS.md fragments to target/bench-results.md.
 bench: deps

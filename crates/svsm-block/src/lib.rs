@@ -6,7 +6,7 @@
 //!
 //! * [`api`]: the [`BlockDevice`] trait and [`DeviceInfo`] request validation shared by all backends.
 //! * [`MemDisk`] (RAM) and, with `std`, [`FileDisk`] (a host file, `flush` = `fdatasync`).
-//! * With `fault`, `fault::FaultDisk`: a wrapper that models a volatile write cache, power cuts, injected
+//! * With `fault`, [`fault::FaultDisk`]: a wrapper that models a volatile write cache, power cuts, injected
 //!   errors and a host replaying old block versions, for crash and tamper campaigns.
 //! * With `conformance`, [`conformance`]: the one test suite every backend must pass.
 //!
@@ -18,6 +18,11 @@ extern crate alloc;
 pub mod api;
 pub mod error;
 mod mem;
+#[cfg(feature = "fault")]
+mod rng;
+
+#[cfg(feature = "fault")]
+pub mod fault;
 
 #[cfg(feature = "std")]
 mod file;
