@@ -1,0 +1,117 @@
+//! The two things a store needs from its environment besides a block device: randomness for nonces and a
+//! ledger that remembers, outside the host's reach, which generation of each volume is current.
+
+use crate::error::{LedgerError, RandomError};
+
+/// A source of cryptographically secure random bytes (RDRAND/RDSEED on SNP, `getrandom` on a host).
+///
+/// Injected rather than global so tests are deterministic and an SVSM kernel can supply its own.
+pub trait RandomSource: core::fmt::Debug + Send {
+    /// Fills `buf` with random bytes, or fails (never returns predictable bytes instead).
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RandomError>;
+}
+
+impl<R: RandomSource + ?Sized> RandomSource for alloc::boxed::Box<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), RandomError> {
+        (**self).fill(buf)
+    }
+}
+
+/// A volume's identity: random at format time, the key the ledger files its record under.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VolumeId(pub [u8; 16]);
+
+impl core::fmt::Debug for VolumeId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VolumeId({self})")
+    }
+}
+
+impl core::fmt::Display for VolumeId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the ledger remembers about a volume: the current generation and the SHA-256 of its superblock.
+///
+/// Together they name exactly one state: a host cannot present a different superblock with the same
+/// generation (a fork) without the hash check failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerRecord {
+    /// Generation the ledger considers current.
+    pub generation: u64,
+    /// SHA-256 of that generation's superblock (`crate::superblock_hash`).
+    pub superblock_hash: [u8; 32],
+}
+
+/// How the store uses the ledger; chosen at format time and recorded (authenticated) in the superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerMode {
+    /// Every commit is compare-and-set at the ledger before `commit` returns. Detects any rollback, even of a
+    /// single commit, at the price of one ledger round trip per commit. Right for the vTPM, whose permanent
+    /// state (DA counters, NV counters, seeds) changes rarely and must never go back.
+    Strict,
+    /// The ledger is advanced once per boot (at open) and at clean close. Detects replay of any image older
+    /// than the last open or clean close; does *not* detect a rollback to a state committed during the current
+    /// or last run. Needs no ledger write per commit.
+    BootEpoch,
+}
+
+impl LedgerMode {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            LedgerMode::Strict => crate::format::LEDGER_MODE_STRICT,
+            LedgerMode::BootEpoch => crate::format::LEDGER_MODE_BOOT_EPOCH,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            crate::format::LEDGER_MODE_STRICT => Some(LedgerMode::Strict),
+            crate::format::LEDGER_MODE_BOOT_EPOCH => Some(LedgerMode::BootEpoch),
+            _ => None,
+        }
+    }
+}
+
+/// The rollback root of trust: a record per volume, kept by a party the host cannot rewind (the KBS, a
+/// ledger service, a TPM NV counter over an authenticated channel; a file for development and tests).
+///
+/// The store never trusts what it read from the device about freshness; it trusts only this.
+pub trait Ledger: core::fmt::Debug + Send {
+    /// The current record for `volume`, or `None` if the volume was never enrolled.
+    fn read(&mut self, volume: &VolumeId) -> Result<Option<LedgerRecord>, LedgerError>;
+
+    /// Atomically replaces the record if it still equals `expected` (`None`: no record yet).
+    ///
+    /// Returns [`LedgerError::Conflict`] with the current record if it does not. If the outcome is unknown
+    /// (a timeout after sending), returns [`LedgerError::Unavailable`]; the store then reads the record back
+    /// before deciding anything.
+    fn compare_and_set(
+        &mut self,
+        volume: &VolumeId,
+        expected: Option<&LedgerRecord>,
+        new: &LedgerRecord,
+    ) -> Result<(), LedgerError>;
+}
+
+impl<L: Ledger + ?Sized> Ledger for alloc::boxed::Box<L> {
+    fn read(&mut self, volume: &VolumeId) -> Result<Option<LedgerRecord>, LedgerError> {
+        (**self).read(volume)
+    }
+    fn compare_and_set(
+        &mut self,
+        volume: &VolumeId,
+        expected: Option<&LedgerRecord>,
+        new: &LedgerRecord,
+    ) -> Result<(), LedgerError> {
+        (**self).compare_and_set(volume, expected, new)
+    }
+}

@@ -1,0 +1,201 @@
+//! Key hierarchy and block sealing.
+//!
+//! One 32-byte root secret per volume (released by the KBS in production, a key file in development) is
+//! stretched with HKDF-SHA256 into independent keys per purpose. The volume's algorithm ids, format major
+//! version and incompat features are part of the HKDF `info`, so a header edited to name a weaker algorithm or
+//! drop a feature derives different keys and simply fails to verify: downgrade becomes a wrong-key failure.
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use zerocopy::IntoBytes;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::api::RandomSource;
+use crate::error::StoreError;
+use crate::format::{BLOCK_SIZE, BlockAad, SUPERBLOCK_MAC_OFFSET, Superblock};
+
+/// The 32-byte root secret of a volume. Zeroized on drop; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// Wraps a root secret.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        StoreKey(bytes)
+    }
+
+    /// Parses a key from exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, StoreError> {
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| StoreError::InvalidKeyLength { len: bytes.len() })?;
+        Ok(StoreKey(arr))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StoreKey(<redacted>)")
+    }
+}
+
+/// The parameters a volume key is bound to (all from the superblock's plaintext header).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyContext<'a> {
+    pub volume_id: &'a [u8; 16],
+    pub kdf_salt: &'a [u8; 32],
+    pub format_major: u16,
+    pub aead_alg: u16,
+    pub kdf_alg: u16,
+    pub block_size_log2: u8,
+    pub incompat: u64,
+    pub key_epoch: u32,
+}
+
+/// The derived keys of one open volume. Zeroized on drop (the AES key schedules zeroize themselves).
+pub(crate) struct VolumeKeys {
+    sb_mac: Zeroizing<[u8; 32]>,
+    key_check: [u8; 16],
+    meta: Aes256Gcm,
+    data: Aes256Gcm,
+    #[allow(dead_code)]
+    ledger: Zeroizing<[u8; 32]>,
+}
+
+impl core::fmt::Debug for VolumeKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("VolumeKeys(<redacted>)")
+    }
+}
+
+fn expand(vol: &Hkdf<Sha256>, label: &[u8], epoch: Option<u32>) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    let epoch_bytes = epoch.map(u32::to_le_bytes);
+    let info: [&[u8]; 3] = [b"svsm-store/v1 ", label, epoch_bytes.as_ref().map_or(&[][..], |e| &e[..])];
+    // 32 bytes is far below HKDF-SHA256's 255 * 32 byte limit, so expand cannot fail.
+    if vol.expand_multi_info(&info, out.as_mut()).is_err() {
+        unreachable!("HKDF output length is fixed at 32 bytes");
+    }
+    out
+}
+
+impl VolumeKeys {
+    /// Derives every key of a volume from the root secret and the volume's header parameters.
+    pub(crate) fn derive(root: &StoreKey, ctx: &KeyContext<'_>) -> Self {
+        let mut salt = Zeroizing::new([0u8; 48]);
+        salt[..32].copy_from_slice(ctx.kdf_salt);
+        salt[32..].copy_from_slice(ctx.volume_id);
+        let prk = Hkdf::<Sha256>::new(Some(&salt[..]), root.as_bytes());
+        let mut info = [0u8; 13 + 2 + 2 + 2 + 1 + 8];
+        info[..13].copy_from_slice(b"svsm-store/v1");
+        info[13..15].copy_from_slice(&ctx.format_major.to_le_bytes());
+        info[15..17].copy_from_slice(&ctx.aead_alg.to_le_bytes());
+        info[17..19].copy_from_slice(&ctx.kdf_alg.to_le_bytes());
+        info[19] = ctx.block_size_log2;
+        info[20..28].copy_from_slice(&ctx.incompat.to_le_bytes());
+        let mut k_vol = Zeroizing::new([0u8; 32]);
+        if prk.expand(&info, k_vol.as_mut()).is_err() {
+            unreachable!("HKDF output length is fixed at 32 bytes");
+        }
+        let vol = match Hkdf::<Sha256>::from_prk(k_vol.as_ref()) {
+            Ok(v) => v,
+            Err(_) => unreachable!("a 32-byte PRK is always long enough for SHA-256"),
+        };
+        let sb_mac = expand(&vol, b"sb-mac", None);
+        let check_key = expand(&vol, b"key-check", None);
+        let meta_key = expand(&vol, b"meta", Some(ctx.key_epoch));
+        let data_key = expand(&vol, b"data", Some(ctx.key_epoch));
+        let ledger = expand(&vol, b"ledger", None);
+        let mut key_check = [0u8; 16];
+        key_check.copy_from_slice(&hmac(&check_key, &[b"svsm-store key check"])[..16]);
+        VolumeKeys {
+            sb_mac,
+            key_check,
+            meta: Aes256Gcm::new(&(*meta_key).into()),
+            data: Aes256Gcm::new(&(*data_key).into()),
+            ledger,
+        }
+    }
+
+    /// The value stored in the header's `key_check` field.
+    pub(crate) fn key_check(&self) -> [u8; 16] {
+        self.key_check
+    }
+
+    /// HMAC of a superblock's authenticated prefix.
+    pub(crate) fn superblock_mac(&self, sb: &Superblock) -> [u8; 32] {
+        hmac(&self.sb_mac, &[&sb.as_bytes()[..SUPERBLOCK_MAC_OFFSET]])
+    }
+
+    /// Verifies a superblock MAC in constant time.
+    pub(crate) fn verify_superblock(&self, sb: &Superblock) -> bool {
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.sb_mac.as_ref()) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts any key length"),
+        };
+        mac.update(&sb.as_bytes()[..SUPERBLOCK_MAC_OFFSET]);
+        mac.verify_slice(&sb.mac).is_ok()
+    }
+
+    fn cipher(&self, node_type: u8) -> &Aes256Gcm {
+        if node_type == crate::format::node_type::DATA { &self.data } else { &self.meta }
+    }
+
+    /// Encrypts one 4 KiB block in place under a fresh random nonce; returns `(nonce, tag)`.
+    pub(crate) fn seal(
+        &self,
+        rng: &mut dyn RandomSource,
+        aad: &BlockAad,
+        block: &mut [u8; BLOCK_SIZE],
+    ) -> Result<([u8; 12], [u8; 16]), StoreError> {
+        let mut nonce = [0u8; 12];
+        rng.fill(&mut nonce).map_err(StoreError::Random)?;
+        let tag = self
+            .cipher(aad.node_type)
+            .encrypt_inout_detached(&Nonce::from(nonce), aad.as_bytes(), block.as_mut_slice().into())
+            .map_err(|_| StoreError::Internal("AES-GCM refused a 4 KiB block"))?;
+        Ok((nonce, tag.into()))
+    }
+
+    /// Decrypts one block in place; `false` if the tag does not verify (the block content is then garbage
+    /// and must not be used).
+    pub(crate) fn open(
+        &self,
+        aad: &BlockAad,
+        nonce: &[u8; 12],
+        tag: &[u8; 16],
+        block: &mut [u8; BLOCK_SIZE],
+    ) -> bool {
+        self.cipher(aad.node_type)
+            .decrypt_inout_detached(
+                &Nonce::from(*nonce),
+                aad.as_bytes(),
+                block.as_mut_slice().into(),
+                &Tag::from(*tag),
+            )
+            .is_ok()
+    }
+}
+
+/// HMAC-SHA256 over the concatenation of `parts`.
+pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts any key length"),
+    };
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// SHA-256 of a superblock: the value the ledger records and the next generation chains to.
+pub fn superblock_hash(sb: &Superblock) -> [u8; 32] {
+    Sha256::digest(sb.as_bytes()).into()
+}

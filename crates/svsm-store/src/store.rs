@@ -1,0 +1,999 @@
+//! The store: format, open (superblock selection against the ledger, tree walk), reads, and transactions.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use svsm_block::{BlockDevice, WriteMode};
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zeroize::Zeroizing;
+
+use crate::api::{Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
+use crate::bitmap::Bitmap;
+use crate::crypto::{KeyContext, StoreKey, VolumeKeys, superblock_hash};
+use crate::error::{FeatureKind, LedgerError, StoreError, Structure};
+use crate::format::{
+    AEAD_AES256_GCM, BLOCK_SIZE, BLOCK_SIZE_LOG2, FIRST_DATA_BLOCK, FORMAT_MAJOR, FORMAT_MINOR,
+    INCOMPAT_SUPPORTED, KDF_HKDF_SHA256, MAGIC, MAX_VOLUME_BLOCKS, MIN_VOLUME_BLOCKS, NONCE_BUDGET,
+    ObjectEntry, RO_COMPAT_SUPPORTED, SUPERBLOCK_LEN, Superblock,
+};
+use crate::ids::{self, ObjectId};
+use crate::tree::{self, Allocator, DataCheck, Visit, Vol, Walked};
+
+/// Parameters of a new volume.
+#[derive(Debug)]
+pub struct FormatParams {
+    /// How the volume uses its ledger (fixed for the volume's life).
+    pub ledger_mode: LedgerMode,
+    /// Volume size in 4 KiB blocks; `None` uses the whole device.
+    pub num_blocks: Option<u64>,
+    /// Randomness for the volume id, salt and nonces.
+    pub rng: Box<dyn RandomSource>,
+}
+
+impl FormatParams {
+    /// Parameters for a volume in `ledger_mode` spanning the whole device.
+    pub fn new(ledger_mode: LedgerMode, rng: Box<dyn RandomSource>) -> Self {
+        FormatParams { ledger_mode, num_blocks: None, rng }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for FormatParams {
+    fn default() -> Self {
+        FormatParams::new(LedgerMode::Strict, Box::new(crate::rng::OsRandom))
+    }
+}
+
+/// How [`Store::open`] treats the volume.
+#[derive(Debug)]
+pub struct OpenOptions {
+    /// Refuse all writes (also required to read a volume with unknown ro_compat features).
+    pub read_only: bool,
+    /// If the ledger has no record of this volume, enrol it, but only if it is exactly as `format` left it
+    /// (generation 1, no other slot). Use once, right after format.
+    pub enroll: bool,
+    /// Authenticate every data block at open (what `fsck` does), not only those of the newest commit.
+    pub verify_all_data: bool,
+    /// Randomness for nonces.
+    pub rng: Box<dyn RandomSource>,
+}
+
+impl OpenOptions {
+    /// Read-write, no enrolment, standard verification.
+    pub fn new(rng: Box<dyn RandomSource>) -> Self {
+        OpenOptions { read_only: false, enroll: false, verify_all_data: false, rng }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions::new(Box::new(crate::rng::OsRandom))
+    }
+}
+
+/// What `format` produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formatted {
+    /// The new volume's id.
+    pub volume_id: VolumeId,
+    /// The record to enrol in the ledger (generation 1).
+    pub record: LedgerRecord,
+}
+
+/// What open found and decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// Generation opened.
+    pub generation: u64,
+    /// A newer generation found on the device and not adopted: a strict commit the ledger never acknowledged,
+    /// or (boot-epoch) a commit that was cut before it was complete.
+    pub discarded: Option<u64>,
+    /// Generation the ledger held before open advanced it (boot-epoch mode, or enrolment).
+    pub ledger_was: Option<u64>,
+    /// Data blocks authenticated during open.
+    pub data_blocks_verified: u64,
+}
+
+/// Figures about an open volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Volume id.
+    pub volume_id: VolumeId,
+    /// Current generation.
+    pub generation: u64,
+    /// Objects stored.
+    pub objects: u64,
+    /// Bytes of object content.
+    pub object_bytes: u64,
+    /// Blocks in the volume.
+    pub total_blocks: u64,
+    /// Blocks in use by the current generation (superblocks included).
+    pub used_blocks: u64,
+    /// Blocks sealed under the volume key so far (nonce budget: [`NONCE_BUDGET`]).
+    pub seal_count: u64,
+    /// Ledger mode.
+    pub ledger_mode: LedgerMode,
+}
+
+/// The plaintext superblock header, readable without a key (for `store inspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Slot it was read from.
+    pub slot: u8,
+    /// Format version.
+    pub format: (u16, u16),
+    /// Feature bits (incompat, ro_compat, compat).
+    pub features: (u64, u64, u64),
+    /// Volume id.
+    pub volume_id: VolumeId,
+    /// Volume size in 4 KiB blocks.
+    pub num_blocks: u64,
+    /// Generation claimed (not authenticated without the key).
+    pub generation: u64,
+    /// Ledger mode byte.
+    pub ledger_mode: u8,
+}
+
+/// One committed state: everything needed to read it and to build the next one.
+#[derive(Debug, Clone)]
+struct State {
+    sb: Superblock,
+    hash: [u8; 32],
+    objects: BTreeMap<u64, ObjectEntry>,
+    extents: BTreeMap<u64, Vec<u32>>,
+    used: Bitmap,
+}
+
+impl State {
+    fn record(&self) -> LedgerRecord {
+        LedgerRecord { generation: self.sb.generation.get(), superblock_hash: self.hash }
+    }
+
+    fn from_walk(sb: Superblock, w: Walked) -> Self {
+        let mut used = w.used;
+        for &b in &w.table_blocks {
+            used.set(u64::from(b));
+        }
+        State { hash: superblock_hash(&sb), sb, objects: w.objects, extents: w.extents, used }
+    }
+}
+
+/// An open secure-store volume on device `D`, anchored in ledger `L`.
+pub struct Store<D: BlockDevice, L: Ledger> {
+    dev: D,
+    ledger: L,
+    keys: VolumeKeys,
+    rng: Box<dyn RandomSource>,
+    mode: LedgerMode,
+    sectors_per_block: u64,
+    read_only: bool,
+    poisoned: bool,
+    state: State,
+    /// Strict mode: a commit written and flushed whose ledger acknowledgement is unknown.
+    pending: Option<State>,
+    cursor: u64,
+    report: OpenReport,
+}
+
+impl<D: BlockDevice, L: Ledger> core::fmt::Debug for Store<D, L> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Store")
+            .field("volume", &VolumeId(self.state.sb.volume_id))
+            .field("generation", &self.state.sb.generation.get())
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sectors_per_block<D: BlockDevice>(dev: &D) -> Result<u64, StoreError> {
+    let bs = dev.block_size() as usize;
+    if bs == 0 || bs > BLOCK_SIZE || !BLOCK_SIZE.is_multiple_of(bs) {
+        return Err(StoreError::UnsupportedAlgorithm { detail: "device sector size must divide 4096" });
+    }
+    Ok((BLOCK_SIZE / bs) as u64)
+}
+
+fn device_blocks<D: BlockDevice>(dev: &D, spb: u64) -> u64 {
+    dev.num_blocks() / spb
+}
+
+fn key_context(sb: &Superblock) -> KeyContext<'_> {
+    KeyContext {
+        volume_id: &sb.volume_id,
+        kdf_salt: &sb.kdf_salt,
+        format_major: sb.format_major.get(),
+        aead_alg: sb.aead_alg.get(),
+        kdf_alg: sb.kdf_alg.get(),
+        block_size_log2: sb.block_size_log2,
+        incompat: sb.incompat.get(),
+        key_epoch: sb.key_epoch.get(),
+    }
+}
+
+/// What a superblock slot holds, before the key is involved.
+#[derive(Debug)]
+enum Slot {
+    /// All zero.
+    Blank,
+    /// Not a store superblock.
+    Foreign,
+    /// A store header (not yet authenticated).
+    Header(Box<Superblock>, bool),
+}
+
+fn read_slot<D: BlockDevice>(dev: &mut D, spb: u64, slot: u64) -> Result<Slot, StoreError> {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    dev.read_blocks(slot * spb, &mut buf)?;
+    if buf.iter().all(|&b| b == 0) {
+        return Ok(Slot::Blank);
+    }
+    let Ok((sb, rest)) = Superblock::read_from_prefix(&buf) else { return Ok(Slot::Foreign) };
+    if sb.magic != MAGIC {
+        return Ok(Slot::Foreign);
+    }
+    let tail_zero = rest.iter().all(|&b| b == 0);
+    Ok(Slot::Header(Box::new(sb), tail_zero))
+}
+
+/// Reads the plaintext headers of both slots (no key needed; nothing here is authenticated).
+pub fn read_headers<D: BlockDevice>(dev: &mut D) -> Result<Vec<HeaderInfo>, StoreError> {
+    let spb = sectors_per_block(dev)?;
+    if device_blocks(dev, spb) < FIRST_DATA_BLOCK {
+        return Err(StoreError::Unformatted { detail: "device smaller than two blocks" });
+    }
+    let mut out = Vec::new();
+    for slot in 0..FIRST_DATA_BLOCK {
+        if let Slot::Header(sb, _) = read_slot(dev, spb, slot)? {
+            out.push(HeaderInfo {
+                slot: slot as u8,
+                format: (sb.format_major.get(), sb.format_minor.get()),
+                features: (sb.incompat.get(), sb.ro_compat.get(), sb.compat.get()),
+                volume_id: VolumeId(sb.volume_id),
+                num_blocks: sb.num_blocks.get(),
+                generation: sb.generation.get(),
+                ledger_mode: sb.ledger_mode,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks everything about a header that does not need the key.
+fn check_header(sb: &Superblock, read_only: bool) -> Result<(), StoreError> {
+    if sb.format_major.get() != FORMAT_MAJOR {
+        return Err(StoreError::UnsupportedVersion {
+            major: sb.format_major.get(),
+            minor: sb.format_minor.get(),
+            supported: FORMAT_MAJOR,
+        });
+    }
+    let unknown = sb.incompat.get() & !INCOMPAT_SUPPORTED;
+    if unknown != 0 {
+        return Err(StoreError::UnsupportedFeature { kind: FeatureKind::Incompat, bits: unknown });
+    }
+    let unknown = sb.ro_compat.get() & !RO_COMPAT_SUPPORTED;
+    if unknown != 0 && !read_only {
+        return Err(StoreError::UnsupportedFeature { kind: FeatureKind::RoCompat, bits: unknown });
+    }
+    if sb.aead_alg.get() != AEAD_AES256_GCM {
+        return Err(StoreError::UnsupportedAlgorithm { detail: "unknown AEAD algorithm id" });
+    }
+    if sb.kdf_alg.get() != KDF_HKDF_SHA256 {
+        return Err(StoreError::UnsupportedAlgorithm { detail: "unknown KDF algorithm id" });
+    }
+    if sb.block_size_log2 != BLOCK_SIZE_LOG2 {
+        return Err(StoreError::UnsupportedAlgorithm { detail: "block size other than 4096" });
+    }
+    Ok(())
+}
+
+/// Structural checks on an authenticated superblock (a valid MAC proves we wrote it, but defence in depth
+/// costs nothing and keeps every later computation on checked values).
+fn check_authenticated(sb: &Superblock, slot: u64) -> Result<(), &'static str> {
+    if sb.header_len.get() as usize != SUPERBLOCK_LEN {
+        return Err("unexpected header length");
+    }
+    if sb.generation.get() == 0 || sb.generation.get() % 2 != slot {
+        return Err("generation stored in the wrong slot");
+    }
+    let n = sb.num_blocks.get();
+    if !(MIN_VOLUME_BLOCKS..=MAX_VOLUME_BLOCKS).contains(&n) {
+        return Err("volume size out of range");
+    }
+    if LedgerMode::from_byte(sb.ledger_mode).is_none() {
+        return Err("unknown ledger mode");
+    }
+    if sb.reserved0 != [0; 2] || sb.reserved1 != [0; 7] || sb.reserved2.get() != 0 || sb.key_epoch.get() != 0
+    {
+        return Err("reserved fields set");
+    }
+    if sb.table_root.is_null() != (sb.object_count.get() == 0) {
+        return Err("object count and table root disagree");
+    }
+    Ok(())
+}
+
+/// Whether two authenticated superblocks describe the same volume.
+fn same_volume(a: &Superblock, b: &Superblock) -> bool {
+    a.volume_id == b.volume_id
+        && a.kdf_salt == b.kdf_salt
+        && a.num_blocks == b.num_blocks
+        && a.ledger_mode == b.ledger_mode
+        && a.incompat == b.incompat
+        && a.ro_compat == b.ro_compat
+        && a.aead_alg == b.aead_alg
+        && a.kdf_alg == b.kdf_alg
+}
+
+impl<D: BlockDevice, L: Ledger> Store<D, L> {
+    /// Formats `dev` as an empty volume (generation 1) and returns its id and the ledger record to enrol.
+    ///
+    /// Refuses a device that already holds a store in either slot ([`StoreError::AlreadyFormatted`]):
+    /// nothing is ever overwritten implicitly. The volume is not usable until enrolled in a ledger:
+    /// `ledger.compare_and_set(&f.volume_id, None, &f.record)`, or open once with [`OpenOptions::enroll`].
+    pub fn format(mut dev: D, key: &StoreKey, mut params: FormatParams) -> Result<Formatted, StoreError> {
+        let spb = sectors_per_block(&dev)?;
+        let avail = device_blocks(&dev, spb);
+        let num_blocks = params.num_blocks.unwrap_or(avail.min(MAX_VOLUME_BLOCKS));
+        if num_blocks > avail {
+            return Err(StoreError::DeviceTooSmall { device_blocks: avail, volume_blocks: num_blocks });
+        }
+        if !(MIN_VOLUME_BLOCKS..=MAX_VOLUME_BLOCKS).contains(&num_blocks) {
+            return Err(StoreError::InvalidParams("volume must be 8 blocks (32 KiB) to 64 GiB"));
+        }
+        for slot in 0..FIRST_DATA_BLOCK {
+            if let Slot::Header(..) = read_slot(&mut dev, spb, slot)? {
+                return Err(StoreError::AlreadyFormatted);
+            }
+        }
+        let mut sb = Superblock::new_zeroed();
+        sb.magic = MAGIC;
+        sb.format_major = U16::new(FORMAT_MAJOR);
+        sb.format_minor = U16::new(FORMAT_MINOR);
+        sb.header_len = U32::new(SUPERBLOCK_LEN as u32);
+        params.rng.fill(&mut sb.volume_id).map_err(StoreError::Random)?;
+        params.rng.fill(&mut sb.kdf_salt).map_err(StoreError::Random)?;
+        sb.aead_alg = U16::new(AEAD_AES256_GCM);
+        sb.kdf_alg = U16::new(KDF_HKDF_SHA256);
+        sb.block_size_log2 = BLOCK_SIZE_LOG2;
+        sb.ledger_mode = params.ledger_mode.to_byte();
+        sb.num_blocks = U64::new(num_blocks);
+        let keys = VolumeKeys::derive(key, &key_context(&sb));
+        sb.key_check = keys.key_check();
+        sb.generation = U64::new(1);
+        sb.mac = keys.superblock_mac(&sb);
+        let mut block = vec![0u8; BLOCK_SIZE];
+        // Slot 0 stays blank; generation 1 lives in slot 1.
+        dev.write_blocks(0, &block, WriteMode::Cached)?;
+        block[..SUPERBLOCK_LEN].copy_from_slice(sb.as_bytes());
+        dev.write_blocks(spb, &block, WriteMode::Cached)?;
+        dev.flush()?;
+        tracing::info!(volume = %VolumeId(sb.volume_id), num_blocks, "formatted secure-store volume");
+        Ok(Formatted {
+            volume_id: VolumeId(sb.volume_id),
+            record: LedgerRecord { generation: 1, superblock_hash: superblock_hash(&sb) },
+        })
+    }
+
+    /// Opens a volume, accepting exactly the states the ledger allows, and verifies its tree.
+    ///
+    /// See `docs/store-format.md` ("Open") for the rules. Never modifies the device; in boot-epoch mode (and
+    /// on enrolment) it advances the ledger to the opened generation.
+    pub fn open(mut dev: D, key: &StoreKey, mut ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
+        let spb = sectors_per_block(&dev)?;
+        let candidates = authenticated_slots(&mut dev, spb, key, options.read_only)?;
+        let first = &candidates.first().ok_or(StoreError::Internal("no candidate"))?.0;
+        let volume = VolumeId(first.volume_id);
+        let mode = LedgerMode::from_byte(first.ledger_mode).ok_or(StoreError::Internal("mode checked"))?;
+        let num_blocks = first.num_blocks.get();
+        let avail = device_blocks(&dev, spb);
+        if avail < num_blocks {
+            return Err(StoreError::DeviceTooSmall { device_blocks: avail, volume_blocks: num_blocks });
+        }
+        let keys = VolumeKeys::derive(key, &key_context(first));
+        let record = ledger.read(&volume).map_err(StoreError::Ledger)?;
+        let by_gen = |g: u64| candidates.iter().find(|(sb, _)| sb.generation.get() == g);
+        let newest = candidates.iter().map(|(sb, _)| sb.generation.get()).max().unwrap_or(0);
+
+        // Which slots may be opened, newest first, and whether each may fall back to the next.
+        let mut report = OpenReport::default();
+        let mut order: Vec<&(Superblock, [u8; 32])> = Vec::new();
+        let mut advance_from: Option<Option<LedgerRecord>> = None;
+        match (record, mode) {
+            (None, _) => {
+                let only_gen1 = candidates.len() == 1 && newest == 1;
+                if !options.enroll {
+                    return Err(StoreError::NotEnrolled { volume });
+                }
+                if !only_gen1 {
+                    return Err(StoreError::Rollback { found: newest, expected: 1 });
+                }
+                order.extend(by_gen(1));
+                advance_from = Some(None);
+            }
+            (Some(rec), LedgerMode::Strict) => {
+                let lgen = rec.generation;
+                match by_gen(lgen) {
+                    Some(c) if c.1 == rec.superblock_hash => order.push(c),
+                    Some(_) => return Err(StoreError::Forked { generation: lgen }),
+                    None if newest < lgen => {
+                        return Err(StoreError::Rollback { found: newest, expected: lgen });
+                    }
+                    None => {
+                        return Err(StoreError::Corrupt {
+                            block: lgen % 2,
+                            structure: Structure::Superblock { slot: (lgen % 2) as u8 },
+                            detail: "the ledger's generation is missing while a newer one is present",
+                        });
+                    }
+                }
+                if newest == lgen + 1 {
+                    // Committed locally, never acknowledged: discard (its slot is overwritten by the next commit).
+                    report.discarded = Some(newest);
+                }
+            }
+            (Some(rec), LedgerMode::BootEpoch) => {
+                let l = rec.generation;
+                for c in candidates.iter().rev() {
+                    let g = c.0.generation.get();
+                    if g > l || (g == l && c.1 == rec.superblock_hash) {
+                        order.push(c);
+                    }
+                }
+                if order.is_empty() {
+                    if by_gen(l).is_some() {
+                        return Err(StoreError::Forked { generation: l });
+                    }
+                    return Err(StoreError::Rollback { found: newest, expected: l });
+                }
+                advance_from = Some(Some(rec));
+            }
+        }
+
+        let mut last_err = None;
+        let mut chosen = None;
+        for (i, (sb, _)) in order.iter().enumerate() {
+            let mut vol = Vol {
+                dev: &mut dev,
+                keys: &keys,
+                volume_id: sb.volume_id,
+                num_blocks,
+                sectors_per_block: spb,
+                key_epoch: sb.key_epoch.get(),
+            };
+            let g = sb.generation.get();
+            let check = if options.verify_all_data { DataCheck::All } else { DataCheck::BornIn(g) };
+            match tree::walk(
+                &mut vol,
+                &sb.table_root,
+                sb.table_depth,
+                sb.object_count.get(),
+                g,
+                check,
+                &mut |_| {},
+            ) {
+                Ok(w) => {
+                    report.data_blocks_verified = w.data_blocks_verified;
+                    chosen = Some(State::from_walk(*sb, w));
+                    if i > 0 {
+                        report.discarded = order.first().map(|c| c.0.generation.get());
+                    }
+                    break;
+                }
+                // Only an authentication failure of a commit that may have been cut short justifies falling
+                // back; a device error never does (it would turn a transient fault into a rollback).
+                Err(e @ StoreError::Corrupt { .. }) if i + 1 < order.len() => {
+                    tracing::warn!(generation = g, error = %e, "newest generation incomplete; falling back");
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let state = chosen.ok_or(last_err.unwrap_or(StoreError::Internal("no candidate walked")))?;
+        report.generation = state.sb.generation.get();
+
+        if let Some(expected) = advance_from {
+            let new = state.record();
+            if expected != Some(new) {
+                report.ledger_was = expected.map(|r| r.generation);
+                if options.read_only {
+                    if expected.is_none() {
+                        return Err(StoreError::ReadOnly);
+                    }
+                } else {
+                    cas(&mut ledger, &volume, expected.as_ref(), &new)?;
+                }
+            }
+        }
+        tracing::debug!(volume = %volume, generation = report.generation, ?report, "opened secure-store volume");
+        let cursor = FIRST_DATA_BLOCK;
+        Ok(Store {
+            dev,
+            ledger,
+            keys,
+            rng: options.rng,
+            mode,
+            sectors_per_block: spb,
+            read_only: options.read_only,
+            poisoned: false,
+            state,
+            pending: None,
+            cursor,
+            report,
+        })
+    }
+
+    /// What open found.
+    pub fn open_report(&self) -> OpenReport {
+        self.report
+    }
+
+    /// The committed generation reads see.
+    pub fn generation(&self) -> u64 {
+        self.state.sb.generation.get()
+    }
+
+    /// The volume's id.
+    pub fn volume_id(&self) -> VolumeId {
+        VolumeId(self.state.sb.volume_id)
+    }
+
+    /// The ledger mode recorded at format.
+    pub fn ledger_mode(&self) -> LedgerMode {
+        self.mode
+    }
+
+    /// The ledger record of the current generation.
+    pub fn ledger_record(&self) -> LedgerRecord {
+        self.state.record()
+    }
+
+    /// Figures about the volume.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            volume_id: self.volume_id(),
+            generation: self.generation(),
+            objects: self.state.objects.len() as u64,
+            object_bytes: self.state.objects.values().map(|e| e.size.get()).sum(),
+            total_blocks: self.state.sb.num_blocks.get(),
+            used_blocks: self.state.used.count_ones(),
+            seal_count: self.state.sb.seal_count.get(),
+            ledger_mode: self.mode,
+        }
+    }
+
+    /// Every object id and its size, in id order.
+    pub fn objects(&self) -> impl Iterator<Item = (ObjectId, u64)> + '_ {
+        self.state.objects.values().map(|e| (e.id.get(), e.size.get()))
+    }
+
+    /// Size of an object, if present.
+    pub fn size_of(&self, id: ObjectId) -> Option<u64> {
+        self.state.objects.get(&id).map(|e| e.size.get())
+    }
+
+    fn vol(&mut self) -> Vol<'_, D> {
+        Vol {
+            dev: &mut self.dev,
+            keys: &self.keys,
+            volume_id: self.state.sb.volume_id,
+            num_blocks: self.state.sb.num_blocks.get(),
+            sectors_per_block: self.sectors_per_block,
+            key_epoch: self.state.sb.key_epoch.get(),
+        }
+    }
+
+    /// Reads a whole object (authenticating every block), or `None` if it does not exist.
+    pub fn get(&mut self, id: ObjectId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let Some(size) = self.size_of(id) else { return Ok(None) };
+        let mut out =
+            Zeroizing::new(vec![0u8; usize::try_from(size).map_err(|_| StoreError::Internal("size"))?]);
+        self.read_into(id, 0, &mut out)?;
+        Ok(Some(out))
+    }
+
+    /// Reads `buf.len()` bytes (or up to the end of the object) starting at `offset`; returns bytes read.
+    /// Only the blocks covering the range (and their index path) are read and authenticated.
+    pub fn read_at(
+        &mut self,
+        id: ObjectId,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, StoreError> {
+        let Some(size) = self.size_of(id) else { return Ok(None) };
+        if offset > size {
+            return Err(StoreError::OutOfRange { id, offset, size });
+        }
+        let n = (size - offset).min(buf.len() as u64) as usize;
+        self.read_into(id, offset, &mut buf[..n])?;
+        Ok(Some(n))
+    }
+
+    fn read_into(&mut self, id: ObjectId, offset: u64, out: &mut [u8]) -> Result<(), StoreError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let e = *self.state.objects.get(&id).ok_or(StoreError::Internal("object vanished"))?;
+        let generation = self.generation();
+        let bs = BLOCK_SIZE as u64;
+        let end = offset + out.len() as u64;
+        let nblocks = tree::data_blocks(e.size.get());
+        let mut sink = |index: u64, block: &[u8; BLOCK_SIZE]| {
+            let block_start = index * bs;
+            let from = offset.max(block_start);
+            let to = end.min(block_start + bs);
+            if from < to {
+                out[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&block[(from - block_start) as usize..(to - block_start) as usize]);
+            }
+        };
+        let mut v = Visit {
+            check: DataCheck::None,
+            generation,
+            want: offset / bs..end.div_ceil(bs),
+            sink: Some(&mut sink),
+            all_nodes: false,
+            extent: None,
+        };
+        let mut scratch = Vec::new();
+        let mut vol = self.vol();
+        tree::visit_subtree(&mut vol, &mut v, id, &e.root, e.depth, 0, nblocks, &mut scratch, &mut |_| {})
+    }
+
+    /// Walks the current generation and authenticates every block, data included (what `fsck` does).
+    /// `progress` is called with the number of data blocks verified so far and the total.
+    pub fn verify_all(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, StoreError> {
+        let total: u64 = self.state.objects.values().map(|e| tree::data_blocks(e.size.get())).sum();
+        let sb = self.state.sb;
+        let mut done = 0u64;
+        let mut vol = self.vol();
+        let w = tree::walk(
+            &mut vol,
+            &sb.table_root,
+            sb.table_depth,
+            sb.object_count.get(),
+            sb.generation.get(),
+            DataCheck::All,
+            &mut |n| {
+                done += n;
+                progress(done, total);
+            },
+        )?;
+        if w.used != self.state.used {
+            return Err(StoreError::Internal("block map differs from the one built at open"));
+        }
+        Ok(w.data_blocks_verified)
+    }
+
+    /// Starts a transaction. Nothing is visible to `get` or durable until [`Transaction::commit`].
+    pub fn begin(&mut self) -> Transaction<'_, D, L> {
+        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0 }
+    }
+
+    /// Settles a strict commit whose acknowledgement was lost: asks the ledger which generation it holds.
+    pub fn sync_ledger(&mut self) -> Result<(), StoreError> {
+        let Some(pending) = self.pending.take() else { return Ok(()) };
+        let volume = self.volume_id();
+        match self.ledger.read(&volume) {
+            Ok(Some(r)) if r == pending.record() => {
+                self.state = pending;
+                Ok(())
+            }
+            Ok(Some(r)) if r == self.state.record() => Ok(()),
+            Ok(found) => {
+                self.poisoned = true;
+                Err(StoreError::LedgerConflict { expected: Some(pending.record()), found })
+            }
+            Err(e) => {
+                self.pending = Some(pending);
+                Err(StoreError::Ledger(e))
+            }
+        }
+    }
+
+    /// Clean shutdown: in boot-epoch mode advances the ledger to the current generation, so images from
+    /// before this point are refused at the next open. Returns the device.
+    pub fn close(mut self) -> Result<D, StoreError> {
+        self.sync_ledger()?;
+        if self.mode == LedgerMode::BootEpoch && !self.read_only {
+            let volume = self.volume_id();
+            let current = self.ledger.read(&volume).map_err(StoreError::Ledger)?;
+            let new = self.state.record();
+            if current != Some(new) {
+                let ok = current.is_some_and(|c| c.generation < new.generation);
+                if !ok {
+                    return Err(StoreError::LedgerConflict { expected: Some(new), found: current });
+                }
+                cas(&mut self.ledger, &volume, current.as_ref(), &new)?;
+            }
+        }
+        Ok(self.dev)
+    }
+
+    /// Gives the device and ledger back without touching the ledger (tests: simulate a crash).
+    pub fn into_parts(self) -> (D, L) {
+        (self.dev, self.ledger)
+    }
+}
+
+/// Compare-and-set with read-back when the outcome is unknown.
+fn cas<L: Ledger>(
+    ledger: &mut L,
+    volume: &VolumeId,
+    expected: Option<&LedgerRecord>,
+    new: &LedgerRecord,
+) -> Result<(), StoreError> {
+    match ledger.compare_and_set(volume, expected, new) {
+        Ok(()) => Ok(()),
+        Err(LedgerError::Conflict { current }) if current.as_ref() == Some(new) => Ok(()),
+        Err(LedgerError::Conflict { current }) => {
+            Err(StoreError::LedgerConflict { expected: expected.copied(), found: current })
+        }
+        Err(e) => Err(StoreError::Ledger(e)),
+    }
+}
+
+/// Reads both slots and returns the authenticated superblocks (with their hashes), oldest first.
+fn authenticated_slots<D: BlockDevice>(
+    dev: &mut D,
+    spb: u64,
+    key: &StoreKey,
+    read_only: bool,
+) -> Result<Vec<(Superblock, [u8; 32])>, StoreError> {
+    if device_blocks(dev, spb) < FIRST_DATA_BLOCK {
+        return Err(StoreError::Unformatted { detail: "device smaller than two blocks" });
+    }
+    let slots = [read_slot(dev, spb, 0)?, read_slot(dev, spb, 1)?];
+    let headers: Vec<(u64, &Superblock, bool)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Slot::Header(sb, tail) => Some((i as u64, &**sb, *tail)),
+            _ => None,
+        })
+        .collect();
+    if headers.is_empty() {
+        let blank = slots.iter().all(|s| matches!(s, Slot::Blank));
+        return Err(StoreError::Unformatted {
+            detail: if blank {
+                "both superblock slots are blank"
+            } else {
+                "no superblock magic in either slot"
+            },
+        });
+    }
+    let mut first_version_error = None;
+    let mut key_matched = false;
+    let mut valid: Vec<(Superblock, [u8; 32])> = Vec::new();
+    let mut last_slot = 0;
+    for (slot, sb, tail_zero) in headers {
+        last_slot = slot;
+        if let Err(e) = check_header(sb, read_only) {
+            first_version_error.get_or_insert(e);
+            continue;
+        }
+        let keys = VolumeKeys::derive(key, &key_context(sb));
+        if keys.key_check() != sb.key_check {
+            continue;
+        }
+        key_matched = true;
+        if tail_zero && keys.verify_superblock(sb) && check_authenticated(sb, slot).is_ok() {
+            valid.push((*sb, superblock_hash(sb)));
+        } else {
+            tracing::debug!(slot, "superblock slot does not verify (torn write or tampering)");
+        }
+    }
+    if valid.is_empty() {
+        if let Some(e) = first_version_error {
+            return Err(e);
+        }
+        if !key_matched {
+            return Err(StoreError::WrongKey);
+        }
+        return Err(StoreError::Corrupt {
+            block: last_slot,
+            structure: Structure::Superblock { slot: last_slot as u8 },
+            detail: "no superblock slot authenticates",
+        });
+    }
+    if valid.len() == 2 && !same_volume(&valid[0].0, &valid[1].0) {
+        return Err(StoreError::Corrupt {
+            block: 1,
+            structure: Structure::Superblock { slot: 1 },
+            detail: "the two superblocks belong to different volumes",
+        });
+    }
+    valid.sort_by_key(|(sb, _)| sb.generation.get());
+    Ok(valid)
+}
+
+/// A staged change.
+#[derive(Debug)]
+enum Change {
+    Put { entry: ObjectEntry, extent: Vec<u32> },
+    Delete,
+}
+
+/// An atomic group of puts and deletes. Dropping it without [`Transaction::commit`] discards it (the blocks
+/// it wrote were never referenced by a superblock).
+pub struct Transaction<'s, D: BlockDevice, L: Ledger> {
+    store: &'s mut Store<D, L>,
+    changes: BTreeMap<ObjectId, Change>,
+    alloc: Option<Allocator>,
+    seals: u64,
+}
+
+impl<D: BlockDevice, L: Ledger> core::fmt::Debug for Transaction<'_, D, L> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transaction").field("changes", &self.changes.len()).finish_non_exhaustive()
+    }
+}
+
+impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
+    fn prepare(&mut self) -> Result<(), StoreError> {
+        if self.store.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        if self.store.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if self.alloc.is_none() {
+            self.store.sync_ledger()?;
+            let used = &self.store.state.used;
+            let total = self.store.state.sb.num_blocks.get();
+            self.alloc = Some(Allocator {
+                busy: used.clone(),
+                cursor: self.store.cursor,
+                free: total - used.count_ones(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stages `bytes` as the new content of object `id` (writing its blocks now, to fresh locations).
+    pub fn put(&mut self, id: ObjectId, bytes: &[u8]) -> Result<(), StoreError> {
+        if !ids::is_writable(id) {
+            return Err(StoreError::InvalidObjectId { id });
+        }
+        self.prepare()?;
+        let birth = self.store.generation() + 1;
+        let mut alloc = self.alloc.take().ok_or(StoreError::Internal("allocator"))?;
+        let store = &mut *self.store;
+        let mut vol = Vol {
+            dev: &mut store.dev,
+            keys: &store.keys,
+            volume_id: store.state.sb.volume_id,
+            num_blocks: store.state.sb.num_blocks.get(),
+            sectors_per_block: store.sectors_per_block,
+            key_epoch: store.state.sb.key_epoch.get(),
+        };
+        let result =
+            tree::write_object(&mut vol, &mut *store.rng, &mut alloc, id, bytes, birth, &mut self.seals);
+        match result {
+            Ok((entry, extent)) => {
+                self.release_staged(&mut alloc, id);
+                self.changes.insert(id, Change::Put { entry, extent });
+                self.alloc = Some(alloc);
+                Ok(())
+            }
+            Err(e) => {
+                // Blocks taken by the failed put stay marked busy for this transaction only: harmless.
+                self.alloc = Some(alloc);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stages removal of object `id` (no error if it does not exist).
+    pub fn delete(&mut self, id: ObjectId) -> Result<(), StoreError> {
+        if id == 0 {
+            return Err(StoreError::InvalidObjectId { id });
+        }
+        self.prepare()?;
+        let mut alloc = self.alloc.take().ok_or(StoreError::Internal("allocator"))?;
+        self.release_staged(&mut alloc, id);
+        self.alloc = Some(alloc);
+        self.changes.insert(id, Change::Delete);
+        Ok(())
+    }
+
+    /// Blocks written for an earlier put of `id` in this transaction were never committed: reuse them.
+    fn release_staged(&mut self, alloc: &mut Allocator, id: ObjectId) {
+        if let Some(Change::Put { extent, .. }) = self.changes.remove(&id) {
+            for b in extent {
+                alloc.busy.clear(u64::from(b));
+            }
+        }
+    }
+
+    /// Makes the transaction durable and returns the new generation.
+    ///
+    /// Returns only when the new superblock and everything it references are on stable media (one flush),
+    /// and in strict mode when the ledger has acknowledged it. On error nothing is visible; the transaction
+    /// may still surface at the next open only if it was fully durable (all-or-nothing).
+    pub fn commit(mut self) -> Result<u64, StoreError> {
+        self.prepare()?;
+        let store = &mut *self.store;
+        let base = store.state.clone();
+        if self.changes.is_empty() {
+            return Ok(base.sb.generation.get());
+        }
+        let generation = base.sb.generation.get().checked_add(1).ok_or(StoreError::NonceBudgetExhausted)?;
+        let mut alloc = self.alloc.take().ok_or(StoreError::Internal("allocator"))?;
+        let mut objects = base.objects.clone();
+        let mut extents = base.extents.clone();
+        for (id, change) in core::mem::take(&mut self.changes) {
+            match change {
+                Change::Put { entry, extent } => {
+                    objects.insert(id, entry);
+                    extents.insert(id, extent);
+                }
+                Change::Delete => {
+                    objects.remove(&id);
+                    extents.remove(&id);
+                }
+            }
+        }
+        let mut vol = Vol {
+            dev: &mut store.dev,
+            keys: &store.keys,
+            volume_id: base.sb.volume_id,
+            num_blocks: base.sb.num_blocks.get(),
+            sectors_per_block: store.sectors_per_block,
+            key_epoch: base.sb.key_epoch.get(),
+        };
+        let (root, depth, table_blocks) =
+            tree::write_table(&mut vol, &mut *store.rng, &mut alloc, &objects, generation, &mut self.seals)?;
+        let seal_count = base.sb.seal_count.get().saturating_add(self.seals);
+        if seal_count > NONCE_BUDGET {
+            return Err(StoreError::NonceBudgetExhausted);
+        }
+        let mut sb = base.sb;
+        sb.generation = U64::new(generation);
+        sb.table_root = root;
+        sb.table_depth = depth;
+        sb.object_count = U64::new(objects.len() as u64);
+        sb.seal_count = U64::new(seal_count);
+        sb.prev_hash = base.hash;
+        sb.mac = store.keys.superblock_mac(&sb);
+        let mut block = vec![0u8; BLOCK_SIZE];
+        block[..SUPERBLOCK_LEN].copy_from_slice(sb.as_bytes());
+        // One barrier makes the new tree and its superblock durable together. If power is cut before it
+        // completes, any subset may have landed: open then authenticates every block born in this generation
+        // and falls back to the previous slot, which nothing here touched.
+        vol.write_raw(generation % 2, &block, WriteMode::Cached)?;
+        store.dev.flush()?;
+
+        let mut used = Bitmap::new(base.sb.num_blocks.get());
+        for slot in 0..FIRST_DATA_BLOCK {
+            used.set(slot);
+        }
+        for b in extents.values().flatten().chain(table_blocks.iter()) {
+            used.set(u64::from(*b));
+        }
+        let new = State { hash: superblock_hash(&sb), sb, objects, extents, used };
+        store.cursor = alloc.cursor;
+        if store.mode == LedgerMode::Strict {
+            let volume = VolumeId(sb.volume_id);
+            match cas(&mut store.ledger, &volume, Some(&base.record()), &new.record()) {
+                Ok(()) => {}
+                Err(e @ StoreError::LedgerConflict { .. }) => {
+                    store.poisoned = true;
+                    return Err(e);
+                }
+                Err(e) => {
+                    // Outcome unknown: neither adopt nor forget it until the ledger says which.
+                    store.pending = Some(new);
+                    return Err(e);
+                }
+            }
+        }
+        store.state = new;
+        tracing::trace!(generation, "committed");
+        Ok(generation)
+    }
+}
