@@ -30,5 +30,6 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 pub extern "C" fn no_std_check_touch() -> usize {
     let disk = svsm_block::MemDisk::new(512, 1);
     let faulty = disk.map(|d| svsm_block::fault::FaultDisk::new(d, svsm_block::fault::FaultConfig::new(0)));
-    core::mem::size_of_val(&faulty)
+    let devices = svsm_discovery::virtio_mmio_from_hardware_info(&[]);
+    core::mem::size_of_val(&faulty) + core::mem::size_of_val(&devices)
 }
