@@ -9,6 +9,10 @@
 //!   fault injection (power cuts mid-program and mid-erase, write protection, error bits, a stuck or hostile
 //!   device), and `fuzzing`, the entry point of the cargo-fuzz target.
 //!
+//! Tests: `cargo test -p svsm-pflash` runs the conformance suite, the semantics, error and power-cut tests,
+//! and seeded hostile/fault campaigns; `SVSM_LONG_TESTS=1` makes the campaigns 20 times longer. Fuzzing:
+//! `cd crates/svsm-pflash/fuzz && cargo +nightly fuzz run driver`.
+//!
 //! # Why one block is one erase block
 //!
 //! NOR flash can only clear bits when programming; setting a bit back to 1 needs an erase, and an erase

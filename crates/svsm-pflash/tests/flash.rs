@@ -381,10 +381,15 @@ fn a_cut_during_an_erase_leaves_a_prefix_or_random_bytes() {
     }
 }
 
+/// Campaign sizes grow 20x with `SVSM_LONG_TESTS=1`.
+fn campaign(normal: u32) -> u32 {
+    if std::env::var_os("SVSM_LONG_TESTS").is_some() { normal * 20 } else { normal }
+}
+
 #[test]
 fn hostile_devices_never_panic() {
     let mut rng = Rng::new(0x5EED);
-    for i in 0..1500u32 {
+    for i in 0..campaign(1500) {
         let len = rng.below(300) as usize;
         let script: Vec<u8> = match i % 3 {
             // Plausible: mostly ready status bytes with sprinkled garbage.
@@ -408,7 +413,7 @@ fn hostile_devices_never_panic() {
 fn seeded_fault_campaigns_hold_their_invariants() {
     let mut rng = Rng::new(0xFA17);
     let mut fired = 0;
-    let runs = 600;
+    let runs = campaign(600);
     for _ in 0..runs {
         let selector = 0x80 | rng.next_u64() as u8;
         let params: Vec<u8> = (0..(8 + rng.below(24))).map(|_| rng.next_u64() as u8).collect();
