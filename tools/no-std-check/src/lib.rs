@@ -31,5 +31,15 @@ pub extern "C" fn no_std_check_touch() -> usize {
     let disk = svsm_block::MemDisk::new(512, 1);
     let faulty = disk.map(|d| svsm_block::fault::FaultDisk::new(d, svsm_block::fault::FaultConfig::new(0)));
     let key = svsm_store::StoreKey::from_bytes([0; 32]);
-    core::mem::size_of_val(&faulty) + core::mem::size_of_val(&key) + svsm_store::format::BLOCK_SIZE
+    let devices = svsm_discovery::virtio_mmio_from_hardware_info(&[]);
+    let flash = svsm_pflash::Pflash::probe(
+        // SAFETY: never run (see NoAlloc); a zero-length window is never dereferenced by VolatileMmio anyway.
+        unsafe { svsm_pflash::VolatileMmio::new(core::ptr::null_mut(), 0) },
+        svsm_pflash::PflashConfig::new(svsm_pflash::BusWidth::X8),
+    );
+    core::mem::size_of_val(&faulty)
+        + core::mem::size_of_val(&key)
+        + svsm_store::format::BLOCK_SIZE
+        + core::mem::size_of_val(&devices)
+        + core::mem::size_of_val(&flash)
 }
