@@ -29,5 +29,6 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 #[unsafe(no_mangle)]
 pub extern "C" fn no_std_check_touch() -> usize {
     let disk = svsm_block::MemDisk::new(512, 1);
-    core::mem::size_of_val(&disk)
+    static POOL: svsm_block_virtio::BouncePool = svsm_block_virtio::BouncePool::new();
+    core::mem::size_of_val(&disk) + POOL.free_pages()
 }
