@@ -10,11 +10,13 @@
 //!   `used.idx` jumps), a status byte virtio-blk does not define, a capacity that changes during probe, a
 //!   config generation that never settles, or an invalid `blk_size` each give a precise [`BlockError`].
 //! * **Poisoning.** After a ring-level violation or a timeout the request may still be in the device's hands,
-//!   so the handle refuses all further I/O and, when dropped, leaks the rings and bounce pages instead of
-//!   recycling memory the host may still write.
+//!   so the handle refuses all further I/O and never completes that request (completing it would copy bounce
+//!   data into buffers that no longer exist). Dropping the handle returns the rings to the pool: they are
+//!   host-shared memory the host could write at any time anyway, and the driver never trusts their contents.
+//!   The abandoned request's bounce pages stay allocated (their addresses are internal to the driver), a leak
+//!   of at most one request per poisoned device.
 
 use alloc::sync::Arc;
-use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use svsm_block::{BlockDevice, BlockError, DeviceInfo, IoCause, IoOp, WriteMode};
@@ -53,7 +55,7 @@ impl Default for VirtioBlkConfig {
 
 /// A virtio-blk device as a [`BlockDevice`], driven by the real `virtio_drivers::device::blk::VirtIOBlk`.
 pub struct VirtioBlk<H: BounceHal, T: Transport> {
-    driver: ManuallyDrop<VirtIOBlk<H, BoundedTransport<T>>>,
+    driver: VirtIOBlk<H, BoundedTransport<T>>,
     info: DeviceInfo,
     sectors_per_block: u64,
     chunk_blocks: u64,
@@ -118,14 +120,7 @@ impl<H: BounceHal, T: Transport> VirtioBlk<H, T> {
         let sectors_per_block = u64::from(blk_size) / SECTOR_SIZE as u64;
         let info = DeviceInfo::new(blk_size, capacity / sectors_per_block, driver.readonly())?;
         let chunk_blocks = (config.max_transfer_bytes / blk_size as usize).max(1) as u64;
-        Ok(VirtioBlk {
-            driver: ManuallyDrop::new(driver),
-            info,
-            sectors_per_block,
-            chunk_blocks,
-            config,
-            broken: None,
-        })
+        Ok(VirtioBlk { driver, info, sectors_per_block, chunk_blocks, config, broken: None })
     }
 
     /// Why the handle refuses I/O, if it does.
@@ -328,16 +323,5 @@ impl<H: BounceHal, T: Transport> BlockDevice for VirtioBlk<H, T> {
         let r = self.driver.flush();
         self.after_blocking(op, shares_before)?;
         r.map_err(|e| self.classify(op, 0, e))
-    }
-}
-
-impl<H: BounceHal, T: Transport> Drop for VirtioBlk<H, T> {
-    fn drop(&mut self) {
-        if self.broken.is_none() {
-            // SAFETY: dropped exactly once, here; the field is never used afterwards.
-            unsafe { ManuallyDrop::drop(&mut self.driver) };
-        }
-        // A poisoned device may still own an in-flight request: leak the driver (rings, bounce pages) rather
-        // than hand memory the host may still write back to the pool.
     }
 }

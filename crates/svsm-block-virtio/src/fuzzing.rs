@@ -25,7 +25,7 @@ pub type ModelBlk = VirtioBlk<HostHal, VirtioBlkModel>;
 /// The guest-RAM arena a model device may touch: exactly the host-shared pool, nothing else.
 pub fn shared_guest_memory() -> GuestMemory {
     use crate::api::BouncePlatform;
-    HostTestPlatform::init().expect("host test pool must install (64 MiB of heap)");
+    HostTestPlatform::init().expect("host test pool must install (256 MiB of heap)");
     let pool: &BouncePool = HostTestPlatform::pool();
     let (gpa, vaddr, len) = pool.region().expect("installed above");
     let mut mem = GuestMemory::new();

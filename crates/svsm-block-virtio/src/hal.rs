@@ -76,19 +76,6 @@ unsafe fn copy_from_shared(dst: &mut [u8], src: *const u8) {
     }
 }
 
-/// Zeroes `len` bytes of shared memory at a possibly unaligned `dst`.
-///
-/// # Safety
-///
-/// `dst` must be valid for `len` bytes of writes.
-unsafe fn fill_tail(dst: *mut u8, len: usize) {
-    for i in 0..len {
-        let at = dst.wrapping_add(i);
-        // SAFETY: i < len.
-        unsafe { at.write_volatile(0) };
-    }
-}
-
 /// Fills `len` bytes of shared memory with `byte`.
 ///
 /// # Safety
@@ -151,14 +138,13 @@ unsafe impl<P: BouncePlatform> Hal for SevBounceHal<P> {
                 // SAFETY: `bounce` is `pages` exclusive page-aligned pages (>= len bytes) from the pool,
                 // disjoint from `buffer`.
                 unsafe { copy_to_shared(bounce.as_ptr(), src) };
-                let tail = bounce.as_ptr().wrapping_add(len);
-                // SAFETY: the rest of the last page lies inside the allocation; zero it (bytewise: it may start
-                // unaligned) so no stale bytes of an earlier transfer ride along.
-                unsafe { fill_tail(tail, pages * PAGE_SIZE - len) };
+                // The rest of the last page is not zeroed: the host can read whole shared pages anyway, and
+                // anything left there came from earlier bounce copies, which it has already seen.
             }
             BufferDirection::DeviceToDriver => {
-                // SAFETY: as above; the whole allocation is ours to fill.
-                unsafe { fill_shared(bounce.as_ptr(), POISON, pages * PAGE_SIZE) };
+                // SAFETY: as above; the first `len` bytes of the allocation (all the device may write and all
+                // `unshare` copies back) are ours to fill.
+                unsafe { fill_shared(bounce.as_ptr(), POISON, len) };
             }
         }
         paddr

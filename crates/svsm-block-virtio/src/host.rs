@@ -72,8 +72,10 @@ mod platform {
 
     /// Guest-physical base of the host-test pool.
     pub const HOST_POOL_GPA: PhysAddr = 0x40_0000_0000;
-    /// Size of the host-test pool: room for a few devices each moving 1 MiB requests concurrently.
-    pub const HOST_POOL_BYTES: usize = 64 << 20;
+    /// Size of the host-test pool. Address space mostly: the heap commits only pages that are touched.
+    /// Sized for concurrent tests moving 1 MiB requests plus what long adversarial campaigns leave behind
+    /// (each poisoned device keeps its abandoned request's bounce pages; about 0.7 pages per seeded run).
+    pub const HOST_POOL_BYTES: usize = 256 << 20;
 
     static HOST_POOL: BouncePool = BouncePool::new();
     static HOST_POOL_STATE: AtomicU8 = AtomicU8::new(0);

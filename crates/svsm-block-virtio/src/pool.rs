@@ -246,6 +246,22 @@ impl BouncePool {
         self.with(|state| state.as_ref().map(|s| (s.pbase, s.vbase, s.pages * PAGE_SIZE)))
     }
 
+    /// Marks every page free again, reclaiming what abandoned (poisoned) requests left allocated.
+    ///
+    /// # Safety
+    ///
+    /// Nothing allocated from the pool may still be in use: no driver, queue or in-flight share alive. Meant
+    /// for single-threaded harnesses between independent runs (the fuzz target).
+    pub unsafe fn reclaim_all(&self) {
+        self.with(|state| {
+            if let Some(s) = state.as_mut() {
+                let pages = s.pages;
+                s.set(0, pages, false);
+                s.free = pages;
+            }
+        })
+    }
+
     /// Records a `share` that could not be served (see [`crate::BounceHal::failed_shares`]).
     pub fn record_failed_share(&self) {
         self.failed_shares.fetch_add(1, Ordering::SeqCst);
