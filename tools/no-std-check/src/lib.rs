@@ -30,6 +30,7 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 pub extern "C" fn no_std_check_touch() -> usize {
     let disk = svsm_block::MemDisk::new(512, 1);
     let faulty = disk.map(|d| svsm_block::fault::FaultDisk::new(d, svsm_block::fault::FaultConfig::new(0)));
+    static POOL: svsm_block_virtio::BouncePool = svsm_block_virtio::BouncePool::new();
     let key = svsm_store::StoreKey::from_bytes([0; 32]);
     let devices = svsm_discovery::virtio_mmio_from_hardware_info(&[]);
     let flash = svsm_pflash::Pflash::probe(
@@ -42,4 +43,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
         + svsm_store::format::BLOCK_SIZE
         + core::mem::size_of_val(&devices)
         + core::mem::size_of_val(&flash)
+        + POOL.free_pages()
 }
