@@ -109,8 +109,21 @@ impl Shadow {
     }
 }
 
+/// What one run exercised, so a campaign can check its own coverage.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The configuration attack the device used.
+    pub attack: ConfigAttack,
+    /// Whether the probe succeeded (and operations ran).
+    pub probed: bool,
+    /// Whether the handle ended up poisoned.
+    pub poisoned: bool,
+    /// Every request the device saw, with what it did to it.
+    pub events: Vec<Event>,
+}
+
 /// One adversarial run: probe a hostile device, then a sequence of reads, writes and flushes, each checked.
-pub fn run(mut choices: Choices) {
+pub fn run(mut choices: Choices) -> RunSummary {
     let backing_bs = if choices.byte() & 1 == 0 { 512 } else { 4096 };
     let backing_blocks = if backing_bs == 512 { 64 } else { 16 };
     let backing = MemDisk::new(backing_bs, backing_blocks).expect("valid geometry");
@@ -123,6 +136,7 @@ pub fn run(mut choices: Choices) {
     };
     let (dev, handle) = model(Box::new(backing), opts);
     let attack = handle.config_attack();
+    let refused = RunSummary { attack, probed: false, poisoned: false, events: Vec::new() };
     let config = VirtioBlkConfig { max_transfer_bytes, poll_limit: 64 };
     let probed = ModelBlk::with_config(dev, config);
     let mut blk = match (attack, probed) {
@@ -140,16 +154,16 @@ pub fn run(mut choices: Choices) {
         (
             ConfigAttack::GenerationForever | ConfigAttack::QueueInUse | ConfigAttack::TornCapacity,
             Err(BlockError::DeviceMisbehaved { op: IoOp::Setup, .. }),
-        ) => return,
+        ) => return refused,
         (
             ConfigAttack::TinyQueue,
             Err(BlockError::Io { op: IoOp::Setup, cause: IoCause::NotSupported, .. }),
-        ) => return,
+        ) => return refused,
         (ConfigAttack::BlkSize(b), Err(BlockError::InvalidGeometry { block_size, .. }))
             if block_size == b =>
         {
             assert!(!b.is_power_of_two() || !(512..=65536).contains(&b), "refused valid blk_size {b}");
-            return;
+            return refused;
         }
         (attack, other) => panic!("probe under {attack:?} gave {other:?}"),
     };
@@ -274,14 +288,15 @@ pub fn run(mut choices: Choices) {
             );
         }
     }
+    RunSummary { attack, probed: true, poisoned, events: handle.events() }
 }
 
 /// [`run`] over a fuzz input.
-pub fn run_bytes(data: &[u8]) {
-    run(Choices::bytes(data));
+pub fn run_bytes(data: &[u8]) -> RunSummary {
+    run(Choices::bytes(data))
 }
 
 /// [`run`] from a seed.
-pub fn run_seeded(seed: u64) {
-    run(Choices::seeded(seed));
+pub fn run_seeded(seed: u64) -> RunSummary {
+    run(Choices::seeded(seed))
 }

@@ -30,8 +30,8 @@
 //! * A request abandoned after a ring violation (`WrongToken`) or a timeout keeps its driver-side INDIRECT
 //!   table allocation (`Box::leak` until a `pop_used` that never comes: 48 bytes of private heap) and its bounce
 //!   pages. This is the price of never completing a request the device may still own; it is bounded by one
-//!   request per poisoned device. (The fuzz target therefore runs with leak detection off and reclaims the
-//!   test pool between inputs.)
+//!   request per poisoned device. (The fuzz target therefore suppresses exactly that leak in LeakSanitizer and
+//!   reclaims the test pool between inputs.)
 //!
 //! No panic of the driver was reached by the adversarial campaign or the fuzzer: every hostile behaviour
 //! above ends in `Ok` with the data the device wrote, or in a precise error.
@@ -40,8 +40,7 @@
 //! `cargo test -p svsm-block-virtio` runs the shared conformance suite (MemDisk- and FileDisk-backed model,
 //! with and without INDIRECT/EVENT_IDX), targeted error tests, and 2,000 seeded adversarial runs
 //! (`fuzzing::run`, feature `fuzzing`); `SVSM_LONG_TESTS=1` runs 40,000. The fuzz target lives in
-//! `crates/svsm-block-virtio/fuzz` (`cargo +nightly fuzz run adversarial_device`; set
-//! `ASAN_OPTIONS=detect_leaks=0`, see above).
+//! `crates/svsm-block-virtio/fuzz` (`cargo +nightly fuzz run adversarial_device`, or `make fuzz`).
 //!
 //! `MmioTransport` is not exercised on the host (its registers have side effects that plain memory cannot
 //! model); everything above the `Transport` trait is, against the `svsm-virtio-model` device.

@@ -279,25 +279,73 @@ fn bounce_pool_exhaustion_is_no_memory_not_a_crash() {
     let _ = h;
 }
 
-/// Thousands of seeded hostile devices; `SVSM_LONG_TESTS=1` runs 20x more.
+/// Thousands of seeded hostile devices; `SVSM_LONG_TESTS=1` runs 20x more. Also checks the campaign's own
+/// coverage, so a broken adversary cannot make it pass vacuously.
 #[test]
 fn adversarial_campaign_seeded() {
     let runs: u64 = if std::env::var_os("SVSM_LONG_TESTS").is_some() { 40_000 } else { 2_000 };
     let mut failures = Vec::new();
+    let mut summaries = Vec::new();
     for seed in 0..runs {
         // Catch panics only to report every failing seed at once; any failure fails the test.
-        if let Err(p) = std::panic::catch_unwind(|| run_seeded(seed)) {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            failures.push((seed, msg));
-            if failures.len() >= 5 {
-                break;
+        match std::panic::catch_unwind(|| run_seeded(seed)) {
+            Ok(s) => summaries.push(s),
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+                failures.push((seed, msg));
+                if failures.len() >= 5 {
+                    break;
+                }
             }
         }
     }
     assert!(failures.is_empty(), "failing seeds: {failures:#?}");
+    let events: Vec<_> = summaries.iter().flat_map(|s| s.events.iter()).collect();
+    type IsKind = fn(&Action) -> bool;
+    let seen = |f: IsKind| events.iter().filter(|e| f(&e.action)).count();
+    let kinds: [(&str, IsKind); 11] = [
+        ("honest", |a| *a == Action::Honest),
+        ("garbage status", |a| matches!(a, Action::GarbageStatus(_))),
+        ("IOERR", |a| *a == Action::SpuriousIoErr),
+        ("UNSUPP", |a| *a == Action::SpuriousUnsupp),
+        ("no status", |a| *a == Action::NoStatus),
+        ("wrong id", |a| matches!(a, Action::WrongId(_))),
+        ("aliased id", |a| matches!(a, Action::AliasedId(_))),
+        ("wrong len", |a| matches!(a, Action::WrongLen(_))),
+        ("duplicate", |a| *a == Action::Duplicate),
+        ("idx jump", |a| matches!(a, Action::IdxJump(_))),
+        ("stall", |a| *a == Action::NoCompletion),
+    ];
+    for (name, f) in kinds {
+        assert!(seen(f) >= 10, "campaign exercised {name} only {} times", seen(f));
+    }
+    let probed = summaries.iter().filter(|s| s.probed).count();
+    let poisoned = summaries.iter().filter(|s| s.poisoned).count();
+    let refused = summaries.len() - probed;
+    assert!(probed > runs as usize / 2 && refused > runs as usize / 20, "probed {probed}, refused {refused}");
+    assert!(poisoned > runs as usize / 20, "poisoned {poisoned}");
+    for attack in [
+        "GenerationForever",
+        "TornCapacity",
+        "WrongCapacity",
+        "BlkSize",
+        "BlkSizeFlapping",
+        "QueueInUse",
+        "TinyQueue",
+        "GenerationChurn",
+    ] {
+        assert!(
+            summaries.iter().any(|s| format!("{:?}", s.attack).starts_with(attack)),
+            "no run used {attack}"
+        );
+    }
+    eprintln!(
+        "{runs} runs: {probed} probed, {refused} refused at probe, {poisoned} poisoned, {} requests",
+        events.len()
+    );
 }
 
 #[test]
@@ -311,7 +359,7 @@ fn adversarial_campaign_hand_made_inputs() {
         &(0..=255u8).rev().cycle().take(1000).collect::<Vec<_>>(),
     ];
     for input in inputs {
-        svsm_block_virtio::fuzzing::run_bytes(input);
+        let _ = svsm_block_virtio::fuzzing::run_bytes(input);
     }
 }
 

@@ -4,9 +4,21 @@
 //! does not call for.
 #![no_main]
 
+use std::ffi::c_char;
+
 use libfuzzer_sys::fuzz_target;
 use svsm_block_virtio::BouncePlatform;
 use svsm_block_virtio::host::HostTestPlatform;
+
+/// LeakSanitizer suppressions, read by the sanitizer runtime at start-up.
+///
+/// One known, bounded leak is expected: virtio-drivers keeps a request's INDIRECT descriptor table in a
+/// `Box::leak` until the request is popped, and VirtioBlk deliberately never pops a request it abandoned
+/// (wrong used-ring id, timeout), because the device may still own it. Everything else stays checked.
+#[unsafe(no_mangle)]
+pub extern "C" fn __lsan_default_suppressions() -> *const c_char {
+    c"leak:virtio_drivers::queue::VirtQueue\n".as_ptr()
+}
 
 fuzz_target!(|data: &[u8]| {
     svsm_block_virtio::fuzzing::run_bytes(data);
