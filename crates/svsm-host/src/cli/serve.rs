@@ -1,0 +1,93 @@
+//! `svsm-host serve`: the main job, a vTPM on durable state, reachable by real TPM clients.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Args;
+use svsm_libtpms::{LibTpms, StateMode};
+use svsm_vtpm::Vtpm;
+
+use crate::cli::tpm::ManufactureArgs;
+use crate::vtpm::{self, server};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// State directory. Created, with a freshly manufactured vTPM, if it does not exist.
+    #[arg(long, default_value = "state")]
+    state_dir: PathBuf,
+    /// Address to listen on. Loopback by default: the sockets carry no authentication.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen: IpAddr,
+    /// MS simulator command port (the platform port is this + 1). 0 picks free ports.
+    #[arg(long, default_value_t = 2321)]
+    mssim_port: u16,
+    /// swtpm data port (the control port is this + 1). 0 picks free ports.
+    #[arg(long, default_value_t = 2341)]
+    swtpm_port: u16,
+    /// Do not serve the mssim protocol.
+    #[arg(long)]
+    no_mssim: bool,
+    /// Do not serve the swtpm protocol over TCP.
+    #[arg(long)]
+    no_swtpm: bool,
+    /// swtpm Unix data socket (the control socket, for QEMU's `-tpmdev emulator`, is `<path>.ctrl`).
+    /// Default: `<state-dir>/swtpm.sock`. Pass an empty string to disable.
+    #[arg(long)]
+    swtpm_unix: Option<PathBuf>,
+    /// Let clients stop the daemon (mssim TPM_STOP). Off by default so one client cannot stop it for all.
+    #[arg(long)]
+    allow_remote_stop: bool,
+    #[command(flatten)]
+    manufacture: ManufactureArgs,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    let first_start = !vtpm::nv_path(&args.state_dir).exists();
+    if first_start {
+        vtpm::ensure_state_dir(&args.state_dir)?;
+        let mut storage = vtpm::slot_file::SlotFile::create(&vtpm::nv_path(&args.state_dir))?;
+        let record = vtpm::manufacture_into(&mut storage, args.manufacture.options(), None)
+            .context("manufacturing the vTPM on first start")?;
+        println!("first start: manufactured a new vTPM in {}", args.state_dir.display());
+        print!("{}", vtpm::describe(&record));
+    }
+    let (storage, _record) = vtpm::open_manufactured(&args.state_dir)?;
+    let mut engine = LibTpms::new(storage, StateMode::RequireExisting)?;
+    svsm_vtpm::TpmEngine::power_on(&mut engine).context("powering on the vTPM")?;
+    let shared = server::Shared::new(Vtpm::new(engine), args.allow_remote_stop);
+    let unix = match &args.swtpm_unix {
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+        None => Some(args.state_dir.join("swtpm.sock")),
+    };
+    let listen = server::Listen {
+        ip: args.listen,
+        mssim_port: (!args.no_mssim).then_some(args.mssim_port),
+        swtpm_port: (!args.no_swtpm).then_some(args.swtpm_port),
+        swtpm_unix: unix,
+    };
+    let bound = server::start(&shared, &listen).context("binding the vTPM sockets (is another instance running?)")?;
+    tracing::info!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "vTPM ready");
+    println!("vTPM serving state in {} (INTERIM persistence: durable, but not encrypted or rollback-protected)", args.state_dir.display());
+    println!("The TPM is powered on but not started: send TPM2_Startup first (tpm2_startup -c).");
+    if let Some(a) = bound.mssim {
+        println!("mssim   export TPM2TOOLS_TCTI=mssim:host={},port={}", a.ip(), a.port());
+    }
+    if let Some(a) = bound.swtpm {
+        println!("swtpm   export TPM2TOOLS_TCTI=swtpm:host={},port={}", a.ip(), a.port());
+    }
+    if let Some((_, ctrl)) = &bound.swtpm_unix {
+        println!(
+            "qemu    -chardev socket,id=chrtpm,path={} -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-crb,tpmdev=tpm0",
+            ctrl.display()
+        );
+    }
+    println!("ready");
+    loop {
+        std::thread::park();
+    }
+}

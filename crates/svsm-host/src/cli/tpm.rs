@@ -1,0 +1,76 @@
+//! `svsm-host tpm ...`: offline vTPM provisioning and inspection.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use svsm_vtpm::manufacture::ManufactureOptions;
+
+use crate::vtpm;
+
+/// How to manufacture (shared by `tpm manufacture` and a first `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct ManufactureArgs {
+    /// Make the EKs persistent at 0x81010001 (RSA) and 0x81010002 (ECC).
+    #[arg(long)]
+    pub persist_ek: bool,
+    /// Do not write the EK templates to their NV indices (0x01C00004, 0x01C0000C).
+    #[arg(long)]
+    pub no_ek_templates: bool,
+}
+
+impl ManufactureArgs {
+    /// The options for the core manufacturing logic.
+    pub fn options(&self) -> ManufactureOptions {
+        ManufactureOptions { persist_eks: self.persist_ek, write_templates: !self.no_ek_templates }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TpmCommand {
+    /// Manufacture a new vTPM in a state directory: fresh seeds, RSA-2048 and ECC P-256 EKs per the TCG EK
+    /// Credential Profile. Refuses if the directory already holds a TPM (a TPM is never re-manufactured).
+    Manufacture {
+        /// State directory (created if missing).
+        #[arg(long, default_value = "state")]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        manufacture: ManufactureArgs,
+    },
+    /// Show what a state directory's vTPM was manufactured with.
+    Info {
+        /// State directory.
+        #[arg(long, default_value = "state")]
+        state_dir: PathBuf,
+    },
+}
+
+pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TpmCommand::Manufacture { state_dir, manufacture } => {
+            vtpm::ensure_state_dir(&state_dir)?;
+            let path = vtpm::nv_path(&state_dir);
+            if path.exists() {
+                bail!(
+                    "{} already holds vTPM state; a TPM is never re-manufactured (its EKs are its identity). \
+                     Use a new --state-dir for a new TPM",
+                    path.display()
+                );
+            }
+            let mut storage = vtpm::slot_file::SlotFile::create(&path)?;
+            let record = vtpm::manufacture_into(&mut storage, manufacture.options(), None)
+                .with_context(|| format!("manufacturing into {}", path.display()))?;
+            println!("manufactured a new vTPM in {}", state_dir.display());
+            print!("{}", vtpm::describe(&record));
+        }
+        TpmCommand::Info { state_dir } => {
+            let (_storage, record) = vtpm::open_manufactured(&state_dir)?;
+            let (a, b, c) = svsm_libtpms::LibTpms::library_version();
+            println!("vTPM in {} (libtpms {a}.{b}.{c})", state_dir.display());
+            println!("NV state: {} (INTERIM persistence: not encrypted, no rollback protection)", vtpm::nv_path(&state_dir).display());
+            print!("{}", vtpm::describe(&record));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
