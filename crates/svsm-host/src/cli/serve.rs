@@ -15,7 +15,8 @@ use crate::vtpm::{self, server};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// State directory. Created, with a freshly manufactured vTPM, if it does not exist.
+    /// State directory. If it does not exist it is created with a freshly manufactured vTPM; if it exists
+    /// it must hold one (a missing or damaged TPM state is an error, never a silent re-manufacture).
     #[arg(long, default_value = "state")]
     state_dir: PathBuf,
     /// Address to listen on. Loopback by default: the sockets carry no authentication.
@@ -34,9 +35,12 @@ pub struct ServeArgs {
     #[arg(long)]
     no_swtpm: bool,
     /// swtpm Unix data socket (the control socket, for QEMU's `-tpmdev emulator`, is `<path>.ctrl`).
-    /// Default: `<state-dir>/swtpm.sock`. Pass an empty string to disable.
+    /// Default: `<state-dir>/swtpm.sock`.
     #[arg(long)]
     swtpm_unix: Option<PathBuf>,
+    /// Do not serve the swtpm protocol over Unix sockets.
+    #[arg(long)]
+    no_swtpm_unix: bool,
     /// Let clients stop the daemon (mssim TPM_STOP). Off by default so one client cannot stop it for all.
     #[arg(long)]
     allow_remote_stop: bool,
@@ -46,7 +50,9 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
-    let first_start = !vtpm::nv_path(&args.state_dir).exists();
+    // First start means "no state directory yet". A directory without TPM state is damage, not a new TPM:
+    // open_manufactured refuses it below instead of silently manufacturing a replacement.
+    let first_start = !args.state_dir.exists();
     if first_start {
         vtpm::ensure_state_dir(&args.state_dir)?;
         let mut storage = vtpm::slot_file::SlotFile::create(&vtpm::nv_path(&args.state_dir))?;
@@ -59,10 +65,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut engine = LibTpms::new(storage, StateMode::RequireExisting)?;
     svsm_vtpm::TpmEngine::power_on(&mut engine).context("powering on the vTPM")?;
     let shared = server::Shared::new(Vtpm::new(engine), args.allow_remote_stop);
-    let unix = match &args.swtpm_unix {
-        Some(p) if p.as_os_str().is_empty() => None,
-        Some(p) => Some(p.clone()),
-        None => Some(args.state_dir.join("swtpm.sock")),
+    let unix = match (&args.swtpm_unix, args.no_swtpm_unix) {
+        (_, true) => None,
+        (Some(p), false) => Some(p.clone()),
+        (None, false) => Some(args.state_dir.join("swtpm.sock")),
     };
     let listen = server::Listen {
         ip: args.listen,
@@ -70,9 +76,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         swtpm_port: (!args.no_swtpm).then_some(args.swtpm_port),
         swtpm_unix: unix,
     };
-    let bound = server::start(&shared, &listen).context("binding the vTPM sockets (is another instance running?)")?;
+    let bound =
+        server::start(&shared, &listen).context("binding the vTPM sockets (is another instance running?)")?;
     tracing::info!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "vTPM ready");
-    println!("vTPM serving state in {} (INTERIM persistence: durable, but not encrypted or rollback-protected)", args.state_dir.display());
+    println!(
+        "vTPM serving state in {} (INTERIM persistence: durable, but not encrypted or rollback-protected)",
+        args.state_dir.display()
+    );
     println!("The TPM is powered on but not started: send TPM2_Startup first (tpm2_startup -c).");
     if let Some(a) = bound.mssim {
         println!("mssim   export TPM2TOOLS_TCTI=mssim:host={},port={}", a.ip(), a.port());

@@ -68,7 +68,10 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
             let (_storage, record) = vtpm::open_manufactured(&state_dir)?;
             let (a, b, c) = svsm_libtpms::LibTpms::library_version();
             println!("vTPM in {} (libtpms {a}.{b}.{c})", state_dir.display());
-            println!("NV state: {} (INTERIM persistence: not encrypted, no rollback protection)", vtpm::nv_path(&state_dir).display());
+            println!(
+                "NV state: {} (INTERIM persistence: not encrypted, no rollback protection)",
+                vtpm::nv_path(&state_dir).display()
+            );
             print!("{}", vtpm::describe(&record));
         }
     }

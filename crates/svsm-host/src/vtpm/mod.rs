@@ -91,7 +91,8 @@ pub fn describe(record: &ManufactureRecord) -> String {
         }
         match ek.cert_len {
             Some(n) => {
-                let _ = writeln!(s, "  certificate:       {n} bytes at NV index {:#010x}", ek.kind.cert_index());
+                let _ =
+                    writeln!(s, "  certificate:       {n} bytes at NV index {:#010x}", ek.kind.cert_index());
             }
             None => {
                 let _ = writeln!(s, "  certificate:       none");

@@ -119,7 +119,12 @@ fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<
 }
 
 /// Reads until `buf` holds `need` bytes. `Ok(false)`: clean EOF before any byte of a new frame.
-fn fill(conn: &mut dyn Conn, buf: &mut Vec<u8>, need: usize, fds: &mut Option<OwnedFd>) -> Result<bool, ConnError> {
+fn fill(
+    conn: &mut dyn Conn,
+    buf: &mut Vec<u8>,
+    need: usize,
+    fds: &mut Option<OwnedFd>,
+) -> Result<bool, ConnError> {
     let mut tmp = [0u8; 4096];
     while buf.len() < need {
         let want = (need - buf.len()).min(tmp.len());
@@ -184,7 +189,9 @@ fn run_conn(kind: &'static str, peer: String, f: impl FnOnce() -> Result<(), Con
 fn serve_mssim_command(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Result<(), ConnError> {
     let mut buf = Vec::new();
     let mut fds = None;
-    while let Some(consumed) = next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_command(b).map(size_only))? {
+    while let Some(consumed) =
+        next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_command(b).map(size_only))?
+    {
         let mut out = Vec::new();
         let frame = match mssim::parse_command(&buf)? {
             Parse::Complete { frame, .. } => frame,
@@ -223,7 +230,9 @@ fn unreachable_incomplete<T>() -> Result<T, ConnError> {
 fn serve_mssim_platform(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Result<(), ConnError> {
     let mut buf = Vec::new();
     let mut fds = None;
-    while let Some(consumed) = next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_platform(b).map(size_only))? {
+    while let Some(consumed) =
+        next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_platform(b).map(size_only))?
+    {
         let signal = match mssim::parse_platform(&buf)? {
             Parse::Complete { frame, .. } => frame,
             Parse::Incomplete { .. } => unreachable_incomplete()?,
@@ -231,7 +240,9 @@ fn serve_mssim_platform(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Res
         let ok = {
             let mut v = shared.lock();
             match signal {
-                PlatformSignal::PowerOn => v.power_on().map_err(|e| error!(%peer, error = %e, "power on failed")).is_ok(),
+                PlatformSignal::PowerOn => {
+                    v.power_on().map_err(|e| error!(%peer, error = %e, "power on failed")).is_ok()
+                }
                 PlatformSignal::PowerOff => {
                     v.power_off();
                     true
@@ -269,7 +280,8 @@ fn serve_mssim_platform(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Res
 fn serve_swtpm_data(conn: &mut dyn Conn, shared: &Shared) -> Result<(), ConnError> {
     let mut buf = Vec::new();
     let mut fds = None;
-    while let Some(consumed) = next_frame(conn, &mut buf, &mut fds, |b| swtpm::parse_data(b).map(size_only))? {
+    while let Some(consumed) = next_frame(conn, &mut buf, &mut fds, |b| swtpm::parse_data(b).map(size_only))?
+    {
         let command = buf.get(..consumed).unwrap_or(&[]);
         let resp = {
             let mut v = shared.lock();
@@ -310,7 +322,10 @@ fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Re
                     v.power_off();
                     let mut ok = true;
                     if flags & swtpm::INIT_FLAG_DELETE_VOLATILE != 0 {
-                        ok = matches!(v.engine_mut().with_storage(|s| s.delete(NvBlob::Volatile)), Some(Ok(())));
+                        ok = matches!(
+                            v.engine_mut().with_storage(|s| s.delete(NvBlob::Volatile)),
+                            Some(Ok(()))
+                        );
                     }
                     ok = ok && v.power_on().map_err(|e| error!(%peer, error = %e, "CMD_INIT failed")).is_ok();
                     res(ok)

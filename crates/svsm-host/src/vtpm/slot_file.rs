@@ -62,7 +62,8 @@ fn io(e: std::io::Error) -> StorageError {
 impl SlotFile {
     /// Creates a new, empty NV file (fails if it exists).
     pub fn create(path: &Path) -> Result<Self, StorageError> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
         file.set_len((2 * SLOT_SIZE) as u64).map_err(io)?;
         file.sync_all().map_err(io)?;
         if let Some(dir) = path.parent() {
@@ -131,11 +132,16 @@ impl SlotFile {
         let mut payload = vec![u8::try_from(blobs.len()).map_err(|_| corrupt("too many blobs"))?];
         for (b, d) in blobs {
             payload.push(blob_code(*b));
-            payload.extend_from_slice(&u32::try_from(d.len()).map_err(|_| corrupt("blob too large"))?.to_be_bytes());
+            payload.extend_from_slice(
+                &u32::try_from(d.len()).map_err(|_| corrupt("blob too large"))?.to_be_bytes(),
+            );
             payload.extend_from_slice(d);
         }
         if HEADER + payload.len() > SLOT_SIZE {
-            return Err(StorageError::Backend(format!("NV set of {} bytes exceeds the slot size", payload.len())));
+            return Err(StorageError::Backend(format!(
+                "NV set of {} bytes exceeds the slot size",
+                payload.len()
+            )));
         }
         let seq = self.seq.checked_add(1).ok_or_else(|| corrupt("sequence exhausted"))?;
         let len = payload.len() as u32;
@@ -193,13 +199,15 @@ mod tests {
         drop(s);
         // Damage the newest slot: the previous version is used (a torn write).
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(&[0xFF], (6 % 2) * SLOT_SIZE as u64 + 40).unwrap();
+        // Six commits: the newest (seq 6) is in slot 0, the previous (seq 5) in slot 1.
+        let (newest, previous) = (0u64, SLOT_SIZE as u64);
+        f.write_all_at(&[0xFF], newest + 40).unwrap();
         let mut s = SlotFile::open(&path).unwrap();
         assert_eq!(s.load(NvBlob::Manufacture).unwrap(), None);
         assert_eq!(s.load(NvBlob::Permanent).unwrap(), Some(vec![4; 100]));
         drop(s);
         // Damage both: refused.
-        f.write_all_at(&[0xFF], (5 % 2) * SLOT_SIZE as u64 + 40).unwrap();
+        f.write_all_at(&[0xFF], previous + 40).unwrap();
         assert!(matches!(SlotFile::open(&path), Err(StorageError::Corrupt(_))));
     }
 }

@@ -1,0 +1,420 @@
+//! The `svsm-host serve` daemon driven by real TPM clients: tpm2-tools over the mssim and swtpm TCTIs, a raw
+//! client for the SIGKILL durability campaign, malformed frames, and QEMU's control-channel sequence.
+//!
+//! These tests need tpm2-tools (Debian `tpm2-tools`, installed by `make deps`). They fail, loudly, if it is
+//! missing: CI installs it, so a skip would hide a broken set-up. `SVSM_LONG_TESTS=1` runs the long SIGKILL
+//! campaign (100 repetitions instead of 5).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use svsm_vtpm::marshal::{self, cmd, rh, su};
+
+fn require_tpm2_tools() {
+    let ok =
+        Command::new("tpm2_startup").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(
+        ok,
+        "tpm2-tools is not installed: run `make deps` (apt-get install tpm2-tools); these tests need it"
+    );
+}
+
+struct Daemon {
+    child: Child,
+    mssim: SocketAddr,
+    swtpm: SocketAddr,
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    fn try_start(state: &Path, extra: &[&str]) -> Result<Daemon, String> {
+        let stderr_path = state.with_extension("stderr");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_path).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+            .args(["serve", "--mssim-port", "0", "--swtpm-port", "0", "--state-dir"])
+            .arg(state)
+            .args(extra)
+            .env("SVSM_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut mssim, mut swtpm) = (None, None);
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line == "ready" => break,
+                Ok(line) => {
+                    let addr = |l: &str| -> SocketAddr {
+                        let t = l.split("host=").nth(1).unwrap();
+                        let (h, p) = t.split_once(",port=").unwrap();
+                        format!("{h}:{p}").parse().unwrap()
+                    };
+                    if line.starts_with("mssim") {
+                        mssim = Some(addr(&line));
+                    } else if line.starts_with("swtpm") {
+                        swtpm = Some(addr(&line));
+                    }
+                }
+                Err(_) => {
+                    let status = child.wait().unwrap();
+                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    return Err(format!("daemon exited ({status}) without getting ready:\n{log}"));
+                }
+            }
+        }
+        Ok(Daemon { child, mssim: mssim.unwrap(), swtpm: swtpm.unwrap(), stderr_path })
+    }
+
+    fn start(state: &Path) -> Daemon {
+        Self::try_start(state, &[]).unwrap()
+    }
+
+    fn mssim_tcti(&self) -> String {
+        format!("mssim:host={},port={}", self.mssim.ip(), self.mssim.port())
+    }
+
+    fn swtpm_tcti(&self) -> String {
+        format!("swtpm:host={},port={}", self.swtpm.ip(), self.swtpm.port())
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tpm2(tcti: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).env("TPM2TOOLS_TCTI", tcti).current_dir(dir).output().unwrap()
+}
+
+fn tpm2_ok(tcti: &str, dir: &Path, args: &[&str]) -> String {
+    let out = tpm2(tcti, dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?} over {tcti} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn lockout_counter(tcti: &str, dir: &Path) -> u32 {
+    let caps = tpm2_ok(tcti, dir, &["tpm2_getcap", "properties-variable"]);
+    let line =
+        caps.lines().find(|l| l.contains("TPM2_PT_LOCKOUT_COUNTER")).expect("no lockout counter in getcap");
+    let v = line.split(':').nth(1).unwrap().trim();
+    u32::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+}
+
+#[test]
+fn tpm2_tools_over_mssim_and_swtpm_and_state_survives_restart() {
+    require_tpm2_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let state = work.join("state");
+    let d = Daemon::start(&state);
+    let (m, s) = (d.mssim_tcti(), d.swtpm_tcti());
+
+    tpm2_ok(&m, work, &["tpm2_startup", "-c"]);
+    let r1 = tpm2_ok(&m, work, &["tpm2_getrandom", "16", "--hex"]);
+    let r2 = tpm2_ok(&s, work, &["tpm2_getrandom", "16", "--hex"]);
+    assert_eq!(r1.trim().len(), 32);
+    assert_ne!(r1, r2);
+
+    // PCR extend / read: the value is SHA256(zeros || digest), the same over both TCTIs.
+    tpm2_ok(
+        &m,
+        work,
+        &["tpm2_pcrextend", "16:sha256=0000000000000000000000000000000000000000000000000000000000000001"],
+    );
+    let pcr_m = tpm2_ok(&m, work, &["tpm2_pcrread", "sha256:16"]);
+    let pcr_s = tpm2_ok(&s, work, &["tpm2_pcrread", "sha256:16"]);
+    assert!(pcr_m.contains("0x90F4B39548DF55AD6187A1D20D731ECEE78C545B94AFD16F42EF7592D99CD365"), "{pcr_m}");
+    assert_eq!(pcr_m, pcr_s);
+
+    // Primary keys and EKs; the EK is the one recorded at manufacture (deterministic from the seeds).
+    tpm2_ok(&s, work, &["tpm2_createprimary", "-C", "o", "-G", "ecc", "-c", "prim.ctx"]);
+    tpm2_ok(&s, work, &["tpm2_flushcontext", "-t"]);
+    tpm2_ok(&m, work, &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek-rsa.pub"]);
+    let rp = tpm2_ok(&m, work, &["tpm2_readpublic", "-c", "ek.ctx"]);
+    tpm2_ok(&m, work, &["tpm2_flushcontext", "-t"]);
+    tpm2_ok(&s, work, &["tpm2_createek", "-c", "ek-ecc.ctx", "-G", "ecc", "-u", "ek-ecc.pub"]);
+    tpm2_ok(&s, work, &["tpm2_flushcontext", "-t"]);
+    let info = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        .args(["tpm", "info", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    let rsa_name =
+        rp.lines().find(|l| l.starts_with("name:")).unwrap().trim_start_matches("name:").trim().to_owned();
+    assert!(info.contains(&rsa_name), "EK name {rsa_name} not in `tpm info`:\n{info}");
+
+    // NV define / write (mssim) / read (swtpm).
+    let data: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(7)).collect();
+    std::fs::write(work.join("nv.bin"), &data).unwrap();
+    tpm2_ok(
+        &m,
+        work,
+        &[
+            "tpm2_nvdefine",
+            "0x1500016",
+            "-C",
+            "o",
+            "-s",
+            "64",
+            "-a",
+            "ownerread|ownerwrite|authread|authwrite",
+        ],
+    );
+    tpm2_ok(&m, work, &["tpm2_nvwrite", "0x1500016", "-C", "o", "-i", "nv.bin"]);
+    tpm2_ok(&s, work, &["tpm2_nvread", "0x1500016", "-C", "o", "-s", "64", "-o", "nv.out"]);
+    assert_eq!(std::fs::read(work.join("nv.out")).unwrap(), data);
+
+    // Dictionary-attack lockout: 3 wrong passwords on a DA-protected index lock the TPM out.
+    tpm2_ok(&m, work, &["tpm2_dictionarylockout", "-s", "-n", "3", "-t", "3600", "-l", "3600"]);
+    tpm2_ok(
+        &m,
+        work,
+        &[
+            "tpm2_nvdefine",
+            "0x1500017",
+            "-C",
+            "o",
+            "-s",
+            "8",
+            "-a",
+            "ownerread|ownerwrite|authread|authwrite",
+            "-p",
+            "secret",
+        ],
+    );
+    std::fs::write(work.join("eight.bin"), b"12345678").unwrap();
+    tpm2_ok(&m, work, &["tpm2_nvwrite", "0x1500017", "-C", "o", "-i", "eight.bin"]);
+    tpm2_ok(&m, work, &["tpm2_nvread", "0x1500017", "-C", "0x1500017", "-P", "secret", "-s", "8"]);
+    for _ in 0..3 {
+        let out = tpm2(&m, work, &["tpm2_nvread", "0x1500017", "-C", "0x1500017", "-P", "wrong", "-s", "8"]);
+        assert!(!out.status.success(), "a wrong password was accepted");
+    }
+    assert_eq!(lockout_counter(&s, work), 3);
+    let locked = tpm2(&m, work, &["tpm2_nvread", "0x1500017", "-C", "0x1500017", "-P", "secret", "-s", "8"]);
+    assert!(!locked.status.success(), "the right password must be refused while locked out");
+    d.kill();
+
+    // Restart: NV content, DA parameters and the lockout counter survive.
+    let d = Daemon::start(&state);
+    let (m, s) = (d.mssim_tcti(), d.swtpm_tcti());
+    tpm2_ok(&s, work, &["tpm2_startup", "-c"]);
+    tpm2_ok(&m, work, &["tpm2_nvread", "0x1500016", "-C", "o", "-s", "64", "-o", "nv2.out"]);
+    assert_eq!(std::fs::read(work.join("nv2.out")).unwrap(), data);
+    assert!(lockout_counter(&m, work) >= 3, "lockout counter lost across restart");
+    let locked = tpm2(&m, work, &["tpm2_nvread", "0x1500017", "-C", "0x1500017", "-P", "secret", "-s", "8"]);
+    assert!(!locked.status.success(), "lockout lost across restart");
+    // Lockout authority clears it.
+    tpm2_ok(&m, work, &["tpm2_dictionarylockout", "-c"]);
+    assert_eq!(lockout_counter(&m, work), 0);
+    tpm2_ok(&m, work, &["tpm2_nvread", "0x1500017", "-C", "0x1500017", "-P", "secret", "-s", "8"]);
+}
+
+/// A raw mssim client: one persistent connection, no platform handshake needed (the daemon powers on).
+struct Raw(TcpStream);
+
+impl Raw {
+    fn connect(a: SocketAddr) -> Raw {
+        let s = TcpStream::connect(a).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Raw(s)
+    }
+
+    fn send(&mut self, command: &[u8]) -> Vec<u8> {
+        let mut f = 8u32.to_be_bytes().to_vec();
+        f.push(0);
+        f.extend_from_slice(&(command.len() as u32).to_be_bytes());
+        f.extend_from_slice(command);
+        self.0.write_all(&f).unwrap();
+        let mut len = [0u8; 4];
+        self.0.read_exact(&mut len).unwrap();
+        let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.0.read_exact(&mut resp).unwrap();
+        let mut ack = [0u8; 4];
+        self.0.read_exact(&mut ack).unwrap();
+        assert_eq!(ack, [0; 4]);
+        resp
+    }
+
+    fn ok(&mut self, command: &[u8]) -> Vec<u8> {
+        let r = self.send(command);
+        assert_eq!(marshal::response_code(&r).unwrap(), 0, "TPM error {r:02x?}");
+        r
+    }
+}
+
+const IDX: u32 = 0x0150_0020;
+
+fn define_index(c: &mut Raw) {
+    let public = marshal::NvPublic {
+        index: IDX,
+        name_alg: marshal::alg::SHA256,
+        attributes: marshal::nv_attr::OWNERWRITE | marshal::nv_attr::OWNERREAD,
+        auth_policy: vec![],
+        data_size: 64,
+    };
+    c.ok(&cmd::nv_define_space(rh::OWNER, &public).unwrap());
+}
+
+fn read_index(c: &mut Raw) -> Vec<u8> {
+    let r = c.ok(&cmd::nv_read(rh::OWNER, IDX, 64, 0).unwrap());
+    let resp = marshal::Response::parse(&r, 0).unwrap();
+    marshal::Reader::new(resp.params).tpm2b().unwrap().to_vec()
+}
+
+#[test]
+fn sigkill_right_after_an_nv_write_response_loses_nothing() {
+    let reps = if std::env::var_os("SVSM_LONG_TESTS").is_some() { 100 } else { 5 };
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let d = Daemon::start(&state);
+    let mut c = Raw::connect(d.mssim);
+    c.ok(&cmd::startup(su::CLEAR).unwrap());
+    define_index(&mut c);
+    let mut d = d;
+    for i in 0..reps {
+        let value = [(i as u8).wrapping_add(1); 64];
+        c.ok(&cmd::nv_write(rh::OWNER, IDX, &value, 0).unwrap());
+        // SIGKILL the moment the response is in: no shutdown, no chance to flush anything later.
+        d.kill();
+        d = Daemon::start(&state);
+        c = Raw::connect(d.mssim);
+        c.ok(&cmd::startup(su::CLEAR).unwrap());
+        assert_eq!(read_index(&mut c), value.to_vec(), "acknowledged NV_Write lost at repetition {i}");
+    }
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let d = Daemon::start(&state);
+    let mut good = Raw::connect(d.mssim);
+    good.ok(&cmd::startup(su::CLEAR).unwrap());
+
+    let expect_closed = |mut s: TcpStream, what: &str| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 64];
+        let n = s.read(&mut b).unwrap_or(0);
+        // Whatever was answered, the server must then close (read returns 0).
+        let n2 = if n > 0 { s.read(&mut b).unwrap_or(0) } else { 0 };
+        assert_eq!(n2, 0, "{what}: connection stayed open");
+    };
+    // mssim: oversize length.
+    let mut s = TcpStream::connect(d.mssim).unwrap();
+    s.write_all(&[0, 0, 0, 8, 0, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap();
+    expect_closed(s, "mssim oversize");
+    // mssim: unknown command.
+    let mut s = TcpStream::connect(d.mssim).unwrap();
+    s.write_all(&0x77u32.to_be_bytes()).unwrap();
+    expect_closed(s, "mssim unknown");
+    // mssim platform: unknown signal.
+    let plat = SocketAddr::new(d.mssim.ip(), d.mssim.port() + 1);
+    let mut s = TcpStream::connect(plat).unwrap();
+    s.write_all(&0x99u32.to_be_bytes()).unwrap();
+    expect_closed(s, "platform unknown");
+    // swtpm data: TPM header claiming 1 MiB; and a header shorter than itself.
+    let mut s = TcpStream::connect(d.swtpm).unwrap();
+    s.write_all(&[0x80, 0x01, 0x00, 0x10, 0x00, 0x00, 0, 0, 1, 0x7b]).unwrap();
+    expect_closed(s, "swtpm oversize");
+    let mut s = TcpStream::connect(d.swtpm).unwrap();
+    s.write_all(&[0x80, 0x01, 0, 0, 0, 4, 0, 0, 1, 0x7b]).unwrap();
+    expect_closed(s, "swtpm undersize");
+    // swtpm ctrl: unknown command gets an error result, then the connection closes.
+    let ctrl = SocketAddr::new(d.swtpm.ip(), d.swtpm.port() + 1);
+    let mut s = TcpStream::connect(ctrl).unwrap();
+    s.write_all(&0x55u32.to_be_bytes()).unwrap();
+    expect_closed(s, "swtpm ctrl unknown");
+    // Truncated frames: half a command, then the client goes away.
+    let mut s = TcpStream::connect(d.mssim).unwrap();
+    let get_random = cmd::get_random(8).unwrap();
+    s.write_all(&[0, 0, 0, 8, 0, 0, 0, 0, 12]).unwrap();
+    s.write_all(&get_random[..5]).unwrap();
+    drop(s);
+    let mut s = TcpStream::connect(d.swtpm).unwrap();
+    s.write_all(&get_random[..7]).unwrap();
+    drop(s);
+
+    // The daemon still serves, and the earlier connection is unaffected.
+    good.ok(&cmd::get_random(8).unwrap());
+    let mut again = Raw::connect(d.mssim);
+    again.ok(&cmd::get_random(8).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let log = d.log();
+    for reason in [
+        "exceeds the maximum",
+        "unknown command code 0x77",
+        "unknown command code 0x99",
+        "below the minimum",
+        "in the middle of a frame",
+    ] {
+        assert!(log.contains(reason), "log lacks the reason '{reason}':\n{log}");
+    }
+}
+
+#[test]
+fn damaged_or_missing_state_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let d = Daemon::start(&state);
+    let mut c = Raw::connect(d.mssim);
+    c.ok(&cmd::startup(su::CLEAR).unwrap());
+    define_index(&mut c);
+    d.kill();
+    let nv = state.join("vtpm-nv.slots");
+    let pristine = std::fs::read(&nv).unwrap();
+
+    // Tampered: flip a byte inside every written slot.
+    let mut bad = pristine.clone();
+    let slot = bad.len() / 2;
+    bad[100] ^= 0x40;
+    bad[slot + 100] ^= 0x40;
+    std::fs::write(&nv, &bad).unwrap();
+    let err = Daemon::try_start(&state, &[]).err().expect("started on a tampered store");
+    assert!(err.contains("refusing to start") && err.contains("damaged"), "{err}");
+
+    // Missing: the state directory exists but its TPM state is gone. Never silently re-manufactured.
+    std::fs::remove_file(&nv).unwrap();
+    let err = Daemon::try_start(&state, &[]).err().expect("started without TPM state");
+    assert!(err.contains("has no vTPM state"), "{err}");
+    assert!(!nv.exists(), "a missing TPM must not be re-created");
+
+    // Restored: starts again with the same TPM.
+    std::fs::write(&nv, &pristine).unwrap();
+    let d = Daemon::start(&state);
+    let mut c = Raw::connect(d.mssim);
+    c.ok(&cmd::startup(su::CLEAR).unwrap());
+    c.ok(&cmd::nv_read_public(IDX).unwrap());
+}
