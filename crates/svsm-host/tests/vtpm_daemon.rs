@@ -418,3 +418,242 @@ fn damaged_or_missing_state_refuses_to_start() {
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     c.ok(&cmd::nv_read_public(IDX).unwrap());
 }
+
+/// Sends `bytes` on a Unix socket with `fd` attached (SCM_RIGHTS), as QEMU does for CMD_SET_DATAFD.
+fn send_with_fd(sock: &std::os::unix::net::UnixStream, bytes: &[u8], fd: std::os::fd::RawFd) {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: zeroed msghdr is valid; fields are filled below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    // SAFETY: msg has a control buffer large enough for one header.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: cmsg points into cbuf.
+    unsafe {
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+    }
+    // SAFETY: as above.
+    unsafe {
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+    }
+    // SAFETY: CMSG_LEN is a pure size computation.
+    let cmsg_len = unsafe { libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    // SAFETY: cmsg points into cbuf.
+    unsafe {
+        (*cmsg).cmsg_len = cmsg_len;
+    }
+    // SAFETY: the data area of this header lies inside cbuf.
+    let data = unsafe { libc::CMSG_DATA(cmsg) };
+    // SAFETY: the data area holds one int.
+    unsafe { std::ptr::write_unaligned(data.cast::<libc::c_int>(), fd) };
+    // SAFETY: msg references live buffers for the duration of the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    assert_eq!(n, bytes.len() as isize, "sendmsg failed: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn qemu_tpmdev_emulator_control_sequence_over_unix_sockets() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let d = Daemon::start(&state);
+    let mut ctrl = UnixStream::connect(state.join("swtpm.sock.ctrl")).unwrap();
+    ctrl.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let read_n = |s: &mut UnixStream, n: usize| {
+        let mut b = vec![0u8; n];
+        s.read_exact(&mut b).unwrap();
+        b
+    };
+    let be = |b: &[u8]| u32::from_be_bytes(b[..4].try_into().unwrap());
+    let ctl = |ctrl: &mut UnixStream, code: u32, body: &[u8], reply: usize| {
+        let mut m = code.to_be_bytes().to_vec();
+        m.extend_from_slice(body);
+        ctrl.write_all(&m).unwrap();
+        let mut b = vec![0u8; reply];
+        ctrl.read_exact(&mut b).unwrap();
+        b
+    };
+    let tpm = |s: &mut UnixStream, c: &[u8]| -> Vec<u8> {
+        s.write_all(c).unwrap();
+        let mut h = [0u8; 10];
+        s.read_exact(&mut h).unwrap();
+        let mut r = h.to_vec();
+        let len = u32::from_be_bytes(h[2..6].try_into().unwrap()) as usize;
+        let mut rest = vec![0u8; len - 10];
+        s.read_exact(&mut rest).unwrap();
+        r.extend_from_slice(&rest);
+        r
+    };
+
+    // 1. CMD_SET_DATAFD with one end of a socketpair.
+    send_with_fd(&ctrl, &0x10u32.to_be_bytes(), theirs.as_raw_fd());
+    drop(theirs);
+    assert_eq!(be(&read_n(&mut ctrl, 4)), 0);
+    // 2. ReadClock probe on the data channel before init.
+    let read_clock = marshal::CommandBuilder::new(marshal::cc::READ_CLOCK).build().unwrap();
+    let r = tpm(&mut ours, &read_clock);
+    assert_eq!(marshal::response_code(&r).unwrap(), marshal::rc::INITIALIZE);
+    // 3. Capabilities QEMU requires for a TPM 2.0.
+    let caps = u64::from_be_bytes(ctl(&mut ctrl, 0x01, &[], 8).try_into().unwrap());
+    let needed = 1 | 2 | 4 | 8 | 0x80 | 0x400 | 0x1000 | 0x2000;
+    assert_eq!(caps & needed, needed, "capabilities {caps:#x}");
+    // 4-7. STOP, query buffer size, STOP, set buffer size.
+    assert_eq!(be(&ctl(&mut ctrl, 0x0E, &[], 4)), 0);
+    let q = ctl(&mut ctrl, 0x11, &0u32.to_be_bytes(), 16);
+    assert_eq!(be(&q), 0);
+    let (size, min, max) = (be(&q[4..]), be(&q[8..]), be(&q[12..]));
+    assert!(min <= size && size <= max && max >= 3968, "{size} {min} {max}");
+    assert_eq!(be(&ctl(&mut ctrl, 0x0E, &[], 4)), 0);
+    let s = ctl(&mut ctrl, 0x11, &3968u32.to_be_bytes(), 16);
+    assert_eq!((be(&s), be(&s[4..])), (0, 3968));
+    // 8-10. INIT, GET_TPMESTABLISHED, SET_LOCALITY 0.
+    assert_eq!(be(&ctl(&mut ctrl, 0x02, &0u32.to_be_bytes(), 4)), 0);
+    let est = ctl(&mut ctrl, 0x04, &[], 8);
+    assert_eq!(be(&est), 0);
+    assert_eq!(be(&ctl(&mut ctrl, 0x05, &[0], 4)), 0);
+    // 11. Firmware: a TPM 1.2 GetTicks probe must get a TPM 1.2 error, then TPM 2.0 commands work.
+    let r = tpm(&mut ours, &[0x00, 0xC1, 0, 0, 0, 0x0A, 0, 0, 0, 0xF1]);
+    assert_eq!(&r[..2], &[0x00, 0xC4]);
+    assert_ne!(be(&r[6..]), 0);
+    assert_eq!(marshal::response_code(&tpm(&mut ours, &cmd::startup(su::CLEAR).unwrap())).unwrap(), 0);
+    assert_eq!(marshal::response_code(&tpm(&mut ours, &cmd::get_random(16).unwrap())).unwrap(), 0);
+    // 12. CMD_SHUTDOWN when QEMU exits.
+    assert_eq!(be(&ctl(&mut ctrl, 0x03, &[], 4)), 0);
+    drop(d);
+}
+
+fn run_ok(dir: &Path, prog: &str, args: &[&str]) -> String {
+    let out = Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e} (run `make deps`)"));
+    assert!(out.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ek_certificates_from_the_operators_ca_verify_and_match_the_eks() {
+    require_tpm2_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    // A throwaway provisioning CA, made with the openssl CLI (an independent implementation).
+    run_ok(
+        work,
+        "openssl",
+        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key"],
+    );
+    run_ok(
+        work,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=Test EK CA",
+            "-days",
+            "2",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    let state = work.join("state");
+    let ca = work.join("ca.pem");
+    let key = work.join("ca.key");
+    let d = Daemon::try_start(
+        &state,
+        &["--ek-ca", ca.to_str().unwrap(), "--ek-ca-key", key.to_str().unwrap(), "--persist-ek"],
+    )
+    .unwrap();
+    let m = d.mssim_tcti();
+    tpm2_ok(&m, work, &["tpm2_startup", "-c"]);
+    tpm2_ok(&m, work, &["tpm2_getekcertificate", "-o", "rsa.der", "-o", "ecc.der"]);
+    for (kind, alg) in [("rsa", "rsa"), ("ecc", "ecc")] {
+        run_ok(
+            work,
+            "openssl",
+            &["x509", "-inform", "DER", "-in", &format!("{kind}.der"), "-out", &format!("{kind}.pem")],
+        );
+        let v = run_ok(work, "openssl", &["verify", "-CAfile", "ca.pem", &format!("{kind}.pem")]);
+        assert!(v.contains(": OK"), "{v}");
+        // The certified key is the EK the TPM derives.
+        tpm2_ok(
+            &m,
+            work,
+            &["tpm2_createek", "-c", "ek.ctx", "-G", alg, "-u", &format!("ek-{kind}.pem"), "-f", "pem"],
+        );
+        tpm2_ok(&m, work, &["tpm2_flushcontext", "-t"]);
+        let cert_key = run_ok(work, "openssl", &["x509", "-in", &format!("{kind}.pem"), "-noout", "-pubkey"]);
+        let ek_key = std::fs::read_to_string(work.join(format!("ek-{kind}.pem"))).unwrap();
+        assert_eq!(cert_key.trim(), ek_key.trim(), "{kind} certificate does not certify the EK");
+    }
+    // Persistent EK handles exist.
+    let handles = tpm2_ok(&m, work, &["tpm2_getcap", "handles-persistent"]);
+    assert!(handles.contains("0x81010001") && handles.contains("0x81010002"), "{handles}");
+    // `tpm info` reports the certificates.
+    let info = run_ok(
+        work,
+        env!("CARGO_BIN_EXE_svsm-host"),
+        &["tpm", "info", "--state-dir", state.to_str().unwrap()],
+    );
+    assert!(info.contains("at NV index 0x01c00002") && info.contains("at NV index 0x01c0000a"), "{info}");
+}
+
+#[test]
+fn a_ca_key_that_does_not_match_its_certificate_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    run_ok(
+        work,
+        "openssl",
+        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "a.key"],
+    );
+    run_ok(
+        work,
+        "openssl",
+        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "b.key"],
+    );
+    run_ok(
+        work,
+        "openssl",
+        &["req", "-x509", "-new", "-key", "a.key", "-subj", "/CN=A", "-days", "2", "-out", "a.pem"],
+    );
+    let state = work.join("state");
+    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        .args(["tpm", "manufacture", "--ek-ca", "a.pem", "--ek-ca-key", "b.key", "--state-dir"])
+        .arg(&state)
+        .current_dir(work)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not hold the key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!state.exists(), "nothing may be created when the CA is unusable");
+    // Manufacturing twice into one directory is refused.
+    run_ok(work, env!("CARGO_BIN_EXE_svsm-host"), &["tpm", "manufacture", "--state-dir", "s2"]);
+    let again = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        .args(["tpm", "manufacture", "--state-dir", "s2"])
+        .current_dir(work)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never re-manufactured"));
+}

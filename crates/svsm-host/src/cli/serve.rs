@@ -54,9 +54,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // open_manufactured refuses it below instead of silently manufacturing a replacement.
     let first_start = !args.state_dir.exists();
     if first_start {
+        args.manufacture.issuer()?;
         vtpm::ensure_state_dir(&args.state_dir)?;
         let mut storage = vtpm::slot_file::SlotFile::create(&vtpm::nv_path(&args.state_dir))?;
-        let record = vtpm::manufacture_into(&mut storage, args.manufacture.options(), None)
+        let record = args
+            .manufacture
+            .manufacture_into(&mut storage)
             .context("manufacturing the vTPM on first start")?;
         println!("first start: manufactured a new vTPM in {}", args.state_dir.display());
         print!("{}", vtpm::describe(&record));

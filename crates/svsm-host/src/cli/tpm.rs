@@ -18,12 +18,37 @@ pub struct ManufactureArgs {
     /// Do not write the EK templates to their NV indices (0x01C00004, 0x01C0000C).
     #[arg(long)]
     pub no_ek_templates: bool,
+    /// Provisioning CA certificate (PEM). With --ek-ca-key, EK certificates signed by it are written to the
+    /// standard NV indices (RSA 0x01C00002, ECC 0x01C0000A) with platform attributes.
+    #[arg(long, requires = "ek_ca_key")]
+    pub ek_ca: Option<PathBuf>,
+    /// The provisioning CA's private key (PEM, ECDSA P-256 or P-384, PKCS#8 or SEC1).
+    #[arg(long, requires = "ek_ca")]
+    pub ek_ca_key: Option<PathBuf>,
 }
 
 impl ManufactureArgs {
     /// The options for the core manufacturing logic.
     pub fn options(&self) -> ManufactureOptions {
         ManufactureOptions { persist_eks: self.persist_ek, write_templates: !self.no_ek_templates }
+    }
+
+    /// The CA that signs EK certificates, if one was given.
+    pub fn issuer(&self) -> anyhow::Result<Option<vtpm::ekcert::CaIssuer>> {
+        match (&self.ek_ca, &self.ek_ca_key) {
+            (Some(cert), Some(key)) => Ok(Some(vtpm::ekcert::CaIssuer::load(cert, key)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Manufactures into `storage` with these arguments.
+    pub fn manufacture_into(
+        &self,
+        storage: &mut dyn svsm_vtpm::NvStorage,
+    ) -> anyhow::Result<svsm_vtpm::manufacture::ManufactureRecord> {
+        let mut issuer = self.issuer()?;
+        let issuer = issuer.as_mut().map(|i| i as &mut dyn svsm_vtpm::manufacture::EkCertIssuer);
+        vtpm::manufacture_into(storage, self.options(), issuer)
     }
 }
 
@@ -49,6 +74,8 @@ pub enum TpmCommand {
 pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TpmCommand::Manufacture { state_dir, manufacture } => {
+            // Load the CA first: a bad --ek-ca must not leave a half-made state directory behind.
+            manufacture.issuer()?;
             vtpm::ensure_state_dir(&state_dir)?;
             let path = vtpm::nv_path(&state_dir);
             if path.exists() {
@@ -59,7 +86,8 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             let mut storage = vtpm::slot_file::SlotFile::create(&path)?;
-            let record = vtpm::manufacture_into(&mut storage, manufacture.options(), None)
+            let record = manufacture
+                .manufacture_into(&mut storage)
                 .with_context(|| format!("manufacturing into {}", path.display()))?;
             println!("manufactured a new vTPM in {}", state_dir.display());
             print!("{}", vtpm::describe(&record));

@@ -1,5 +1,6 @@
 //! The vTPM as a host service: its state directory, manufacturing, and the socket servers.
 
+pub mod ekcert;
 pub mod server;
 pub mod slot_file;
 
