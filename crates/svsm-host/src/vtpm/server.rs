@@ -125,10 +125,11 @@ fn fill(
     need: usize,
     fds: &mut Option<OwnedFd>,
 ) -> Result<bool, ConnError> {
+    // Read whatever is available (one syscall for a typical command), not just the missing bytes: frames
+    // are at most MAX_TPM_MESSAGE + 9 bytes, so the buffer stays below twice that.
     let mut tmp = [0u8; 4096];
     while buf.len() < need {
-        let want = (need - buf.len()).min(tmp.len());
-        let (n, fd) = match conn.read_with_fd(&mut tmp[..want]) {
+        let (n, fd) = match conn.read_with_fd(&mut tmp) {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset && buf.is_empty() => return Ok(false),
