@@ -385,7 +385,7 @@ fn malformed_frames_close_only_their_connection() {
 }
 
 #[test]
-fn damaged_or_missing_state_refuses_to_start() {
+fn tampered_rolled_back_or_missing_state_refuses_to_start() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let d = Daemon::start(&state);
@@ -393,30 +393,41 @@ fn damaged_or_missing_state_refuses_to_start() {
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     define_index(&mut c);
     d.kill();
-    let nv = state.join("vtpm-nv.slots");
-    let pristine = std::fs::read(&nv).unwrap();
+    let image = state.join("vtpm.store");
+    let pristine = std::fs::read(&image).unwrap();
 
-    // Tampered: flip a byte inside every written slot.
-    let mut bad = pristine.clone();
-    let slot = bad.len() / 2;
-    bad[100] ^= 0x40;
-    bad[slot + 100] ^= 0x40;
-    std::fs::write(&nv, &bad).unwrap();
-    let err = Daemon::try_start(&state, &[]).err().expect("started on a tampered store");
-    assert!(err.contains("refusing to start") && err.contains("damaged"), "{err}");
-
-    // Missing: the state directory exists but its TPM state is gone. Never silently re-manufactured.
-    std::fs::remove_file(&nv).unwrap();
-    let err = Daemon::try_start(&state, &[]).err().expect("started without TPM state");
-    assert!(err.contains("has no vTPM state"), "{err}");
-    assert!(!nv.exists(), "a missing TPM must not be re-created");
-
-    // Restored: starts again with the same TPM.
-    std::fs::write(&nv, &pristine).unwrap();
+    // Rolled back: an older image of the store (before the NV index existed) is refused.
     let d = Daemon::start(&state);
     let mut c = Raw::connect(d.mssim);
     c.ok(&cmd::startup(su::CLEAR).unwrap());
-    c.ok(&cmd::nv_read_public(IDX).unwrap());
+    c.ok(&cmd::nv_write(rh::OWNER, IDX, &[9; 64], 0).unwrap());
+    d.kill();
+    let newest = std::fs::read(&image).unwrap();
+    std::fs::write(&image, &pristine).unwrap();
+    let err = Daemon::try_start(&state, &[]).err().expect("started on a rolled-back store");
+    assert!(err.contains("refusing to start") && err.contains("rolled back"), "{err}");
+
+    // Tampered: flip one byte in every 4 KiB block of the image.
+    let mut bad = newest.clone();
+    for b in bad.chunks_mut(4096) {
+        b[100] ^= 0x40;
+    }
+    std::fs::write(&image, &bad).unwrap();
+    let err = Daemon::try_start(&state, &[]).err().expect("started on a tampered store");
+    assert!(err.contains("refusing to start") && err.contains("tampered"), "{err}");
+
+    // Missing: the state directory exists but its TPM state is gone. Never silently re-manufactured.
+    std::fs::remove_file(&image).unwrap();
+    let err = Daemon::try_start(&state, &[]).err().expect("started without TPM state");
+    assert!(err.contains("has no vTPM state"), "{err}");
+    assert!(!image.exists(), "a missing TPM must not be re-created");
+
+    // Restored (the current copy): starts again with the same TPM and the acknowledged write.
+    std::fs::write(&image, &newest).unwrap();
+    let d = Daemon::start(&state);
+    let mut c = Raw::connect(d.mssim);
+    c.ok(&cmd::startup(su::CLEAR).unwrap());
+    assert_eq!(read_index(&mut c), vec![9u8; 64]);
 }
 
 /// Sends `bytes` on a Unix socket with `fd` attached (SCM_RIGHTS), as QEMU does for CMD_SET_DATAFD.

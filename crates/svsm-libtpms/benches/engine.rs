@@ -36,7 +36,7 @@ fn main() {
     while t.elapsed() < Duration::from_secs(seconds) {
         ok(&e.execute(0, &get_random).unwrap());
         commands += 1;
-        if commands % 1000 == 0 {
+        if commands.is_multiple_of(1000) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }

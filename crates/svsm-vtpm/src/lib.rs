@@ -14,6 +14,8 @@
 //!   command and platform ports), [`swtpm`] (swtpm control channel and raw data channel), [`svsm_page`]
 //!   (the SVSM vTPM request/response page).
 //! * [`MemNvStorage`]: RAM-backed NV storage, for staging a manufacture before one durable commit, and tests.
+//! * With feature `store`, `store_nv::StoreNvStorage`: NV blobs as objects of the secure store (`svsm-store`),
+//!   each NV commit one durable store transaction.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -26,6 +28,8 @@ pub mod marshal;
 mod mem_storage;
 pub mod mssim;
 pub mod service;
+#[cfg(feature = "store")]
+pub mod store_nv;
 pub mod svsm_page;
 pub mod swtpm;
 

@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// it must hold one (a missing or damaged TPM state is an error, never a silent re-manufacture).
     #[arg(long, default_value = "state")]
     state_dir: PathBuf,
+    /// Store key file (64 hex digits). Default: `<state-dir>/dev-store.key`, a DEVELOPMENT key created on
+    /// first start (0600, labelled not for production).
+    #[arg(long)]
+    store_key: Option<PathBuf>,
     /// Address to listen on. Loopback by default: the sockets carry no authentication.
     #[arg(long, default_value = "127.0.0.1")]
     listen: IpAddr,
@@ -56,15 +60,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if first_start {
         args.manufacture.issuer()?;
         vtpm::ensure_state_dir(&args.state_dir)?;
-        let mut storage = vtpm::slot_file::SlotFile::create(&vtpm::nv_path(&args.state_dir))?;
+    }
+    let _lock = vtpm::lock_state_dir(&args.state_dir)?;
+    if first_start {
+        let mut storage = vtpm::create_store(&args.state_dir, args.store_key.as_deref())?;
         let record = args
             .manufacture
             .manufacture_into(&mut storage)
             .context("manufacturing the vTPM on first start")?;
         println!("first start: manufactured a new vTPM in {}", args.state_dir.display());
         print!("{}", vtpm::describe(&record));
+        drop(storage);
     }
-    let (storage, _record) = vtpm::open_manufactured(&args.state_dir)?;
+    let (storage, _record) = vtpm::open_manufactured(&args.state_dir, args.store_key.as_deref(), false)?;
     let mut engine = LibTpms::new(storage, StateMode::RequireExisting)?;
     svsm_vtpm::TpmEngine::power_on(&mut engine).context("powering on the vTPM")?;
     let shared = server::Shared::new(Vtpm::new(engine), args.allow_remote_stop);

@@ -60,6 +60,9 @@ pub enum TpmCommand {
         /// State directory (created if missing).
         #[arg(long, default_value = "state")]
         state_dir: PathBuf,
+        /// Store key file (64 hex digits). Default: `<state-dir>/dev-store.key`, created if missing.
+        #[arg(long)]
+        store_key: Option<PathBuf>,
         #[command(flatten)]
         manufacture: ManufactureArgs,
     },
@@ -68,16 +71,19 @@ pub enum TpmCommand {
         /// State directory.
         #[arg(long, default_value = "state")]
         state_dir: PathBuf,
+        /// Store key file. Default: `<state-dir>/dev-store.key`.
+        #[arg(long)]
+        store_key: Option<PathBuf>,
     },
 }
 
 pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TpmCommand::Manufacture { state_dir, manufacture } => {
+        TpmCommand::Manufacture { state_dir, store_key, manufacture } => {
             // Load the CA first: a bad --ek-ca must not leave a half-made state directory behind.
             manufacture.issuer()?;
             vtpm::ensure_state_dir(&state_dir)?;
-            let path = vtpm::nv_path(&state_dir);
+            let path = vtpm::store_path(&state_dir);
             if path.exists() {
                 bail!(
                     "{} already holds vTPM state; a TPM is never re-manufactured (its EKs are its identity). \
@@ -85,20 +91,26 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
                     path.display()
                 );
             }
-            let mut storage = vtpm::slot_file::SlotFile::create(&path)?;
+            let _lock = vtpm::lock_state_dir(&state_dir)?;
+            let mut storage = vtpm::create_store(&state_dir, store_key.as_deref())?;
             let record = manufacture
                 .manufacture_into(&mut storage)
                 .with_context(|| format!("manufacturing into {}", path.display()))?;
             println!("manufactured a new vTPM in {}", state_dir.display());
             print!("{}", vtpm::describe(&record));
         }
-        TpmCommand::Info { state_dir } => {
-            let (_storage, record) = vtpm::open_manufactured(&state_dir)?;
+        TpmCommand::Info { state_dir, store_key } => {
+            let (storage, record) = vtpm::open_manufactured(&state_dir, store_key.as_deref(), true)?;
+            let stats = storage.inner().stats();
             let (a, b, c) = svsm_libtpms::LibTpms::library_version();
             println!("vTPM in {} (libtpms {a}.{b}.{c})", state_dir.display());
             println!(
-                "NV state: {} (INTERIM persistence: not encrypted, no rollback protection)",
-                vtpm::nv_path(&state_dir).display()
+                "store: {} (volume {}, generation {}, {} objects, ledger {:?})",
+                vtpm::store_path(&state_dir).display(),
+                stats.volume_id,
+                stats.generation,
+                stats.objects,
+                stats.ledger_mode
             );
             print!("{}", vtpm::describe(&record));
         }
