@@ -72,9 +72,14 @@ fn spawn_swtpm(dir: &Path, port: u16) -> Child {
 }
 
 fn spawn_ours(state: &Path, port: u16) -> Child {
+    spawn_ours_mode(state, port, "strict")
+}
+
+fn spawn_ours_mode(state: &Path, port: u16, mode: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_svsm-host"))
         .args(["serve", "--no-mssim", "--no-swtpm-unix", "--swtpm-port", &port.to_string(), "--state-dir"])
         .arg(state)
+        .args(["--ledger-mode", mode])
         .env("SVSM_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -125,11 +130,17 @@ fn main() {
     let swtpm = spawn_swtpm(&sw_dir, sw_port);
     let our_port = free_port_pair();
     let ours = spawn_ours(&state, our_port);
+    let epoch_state = tmp.path().join("state-epoch");
+    let epoch_port = free_port_pair();
+    let epoch = spawn_ours_mode(&epoch_state, epoch_port, "boot-epoch");
     let sw_addr: SocketAddr = ([127, 0, 0, 1], sw_port).into();
     let our_addr: SocketAddr = ([127, 0, 0, 1], our_port).into();
     let mut s = Client::connect(sw_addr);
     let mut o = Client::connect(our_addr);
     o.ok(&cmd::startup(su::CLEAR).unwrap());
+    let mut eo = Client::connect(([127, 0, 0, 1], epoch_port).into());
+    eo.ok(&cmd::startup(su::CLEAR).unwrap());
+    define(&mut eo);
     define(&mut s);
     define(&mut o);
 
@@ -171,6 +182,46 @@ fn main() {
     row.target = Some(Target::AtMost(1.5));
     report.push(row);
 
+    let mut k = 0u64;
+    let row = compare(
+        "NV_Write 64 B: ours strict ledger vs ours boot-epoch ledger",
+        Plan::new(10, 30),
+        "boot-epoch",
+        || {
+            k += 1;
+            let data = [k.to_le_bytes(); 8].concat();
+            eo.ok(&cmd::nv_write(rh::OWNER, IDX, &data, 0).unwrap());
+        },
+        "strict",
+        || {
+            j += 1;
+            let data = [j.to_le_bytes(); 8].concat();
+            o.ok(&cmd::nv_write(rh::OWNER, IDX, &data, 0).unwrap());
+        },
+    );
+    report.push(row);
+    let mut k2 = 1_000_000u64;
+    let mut row = compare(
+        "NV_Write 64 B, boot-epoch ledger (durable) vs swtpm (not durable)",
+        Plan::new(10, 30),
+        "swtpm",
+        || {
+            i += 1;
+            let data = [i.to_le_bytes(); 8].concat();
+            s.ok(&cmd::nv_write(rh::OWNER, IDX, &data, 0).unwrap());
+        },
+        "svsm-host serve --ledger-mode boot-epoch",
+        || {
+            k2 += 1;
+            let data = [k2.to_le_bytes(); 8].concat();
+            eo.ok(&cmd::nv_write(rh::OWNER, IDX, &data, 0).unwrap());
+        },
+    );
+    row.target = Some(Target::AtMost(1.5));
+    report.push(row);
+    drop(eo);
+    stop(epoch);
+
     for (name, rsa, plan) in [
         ("CreatePrimary RSA-2048 + FlushContext", true, Plan::new(4, 5)),
         ("CreatePrimary ECC P-256 + FlushContext", false, Plan::new(10, 20)),
@@ -184,7 +235,7 @@ fn main() {
         let row = compare(name, plan, "swtpm", || run(&mut s), "svsm-host serve", || run(&mut o));
         report.push(row);
     }
-    let stores_note = "NV_Write: swtpm writes its state file with rename and no fsync; ours commits one fdatasync'd slot before answering";
+    let stores_note = "NV_Write: swtpm writes its state file with rename and no fsync; ours commits a secure-store transaction (sealed copy-on-write blocks, superblock, device flush) and, in strict mode, a file-ledger compare-and-set (temp file, fsync, rename, directory fsync) before answering";
     report.note(stores_note);
 
     // Start time with existing state: spawn until the first TPM response on the data channel.

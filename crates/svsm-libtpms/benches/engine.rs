@@ -60,7 +60,7 @@ fn main() {
     report.push(row);
     report.note(format!(
         "clock-only NV stores: {clock_stores} in {seconds} s of {commands} state-neutral commands \
-         (libtpms persists the clock every 2^NV_CLOCK_UPDATE_INTERVAL ms of TPM time while commands run)"
+         (libtpms persists the clock only when it crosses its NV clock-update interval)"
     ));
     report.note(format!("total NV stores by this engine: {}", e.borrow().store_count()));
     report.emit();

@@ -63,7 +63,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let _lock = vtpm::lock_state_dir(&args.state_dir)?;
     if first_start {
-        let mut storage = vtpm::create_store(&args.state_dir, args.store_key.as_deref())?;
+        let mut storage = vtpm::create_store(
+            &args.state_dir,
+            args.store_key.as_deref(),
+            args.manufacture.ledger_mode.into(),
+        )?;
         let record = args
             .manufacture
             .manufacture_into(&mut storage)

@@ -18,6 +18,9 @@ pub struct ManufactureArgs {
     /// Do not write the EK templates to their NV indices (0x01C00004, 0x01C0000C).
     #[arg(long)]
     pub no_ek_templates: bool,
+    /// Ledger mode of the new store (see docs/flush-policy.md): strict detects every rollback.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub ledger_mode: vtpm::LedgerChoice,
     /// Provisioning CA certificate (PEM). With --ek-ca-key, EK certificates signed by it are written to the
     /// standard NV indices (RSA 0x01C00002, ECC 0x01C0000A) with platform attributes.
     #[arg(long, requires = "ek_ca_key")]
@@ -92,7 +95,8 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             let _lock = vtpm::lock_state_dir(&state_dir)?;
-            let mut storage = vtpm::create_store(&state_dir, store_key.as_deref())?;
+            let mut storage =
+                vtpm::create_store(&state_dir, store_key.as_deref(), manufacture.ledger_mode.into())?;
             let record = manufacture
                 .manufacture_into(&mut storage)
                 .with_context(|| format!("manufacturing into {}", path.display()))?;

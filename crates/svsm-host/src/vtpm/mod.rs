@@ -25,6 +25,25 @@ pub const STORE_BLOCKS: u64 = 1024;
 /// The vTPM's NV storage: its objects in the secure store on a file, with a file ledger.
 pub type VtpmStorage = StoreNvStorage<FileDisk, FileLedger>;
 
+/// How a new store uses its ledger (fixed at creation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LedgerChoice {
+    /// Every NV commit is acknowledged by the ledger: any rollback, even of one write, is detected.
+    Strict,
+    /// The ledger advances once per start: cheaper commits, but a rollback to a state written during the
+    /// last run is not detected.
+    BootEpoch,
+}
+
+impl From<LedgerChoice> for LedgerMode {
+    fn from(c: LedgerChoice) -> Self {
+        match c {
+            LedgerChoice::Strict => LedgerMode::Strict,
+            LedgerChoice::BootEpoch => LedgerMode::BootEpoch,
+        }
+    }
+}
+
 /// Path of the store image in a state directory.
 pub fn store_path(state_dir: &Path) -> PathBuf {
     state_dir.join(STORE_FILE)
@@ -80,7 +99,11 @@ pub fn read_key(path: &Path) -> anyhow::Result<StoreKey> {
 
 /// Creates the encrypted store of a new vTPM (format + ledger enrolment), and the development key if no key
 /// file exists yet.
-pub fn create_store(state_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<VtpmStorage> {
+pub fn create_store(
+    state_dir: &Path,
+    key_file: Option<&Path>,
+    mode: LedgerMode,
+) -> anyhow::Result<VtpmStorage> {
     let path = store_path(state_dir);
     let kpath = key_path(state_dir, key_file);
     let key = if kpath.exists() {
@@ -94,12 +117,8 @@ pub fn create_store(state_dir: &Path, key_file: Option<&Path>) -> anyhow::Result
     };
     let disk = FileDisk::create(&path, 4096, STORE_BLOCKS)
         .with_context(|| format!("creating {} (existing stores are never overwritten)", path.display()))?;
-    Store::<FileDisk, FileLedger>::format(
-        disk,
-        &key,
-        FormatParams::new(LedgerMode::Strict, Box::new(OsRandom)),
-    )
-    .context("formatting the vTPM store")?;
+    Store::<FileDisk, FileLedger>::format(disk, &key, FormatParams::new(mode, Box::new(OsRandom)))
+        .context("formatting the vTPM store")?;
     let disk = FileDisk::open(&path, 4096, false)?;
     let ledger = FileLedger::new(state_dir.join(LEDGER_DIR))?;
     let options = OpenOptions { enroll: true, ..OpenOptions::default() };
