@@ -297,6 +297,7 @@ fn read_index(c: &mut Raw) -> Vec<u8> {
 #[test]
 fn sigkill_right_after_an_nv_write_response_loses_nothing() {
     let reps = if std::env::var_os("SVSM_LONG_TESTS").is_some() { 100 } else { 5 };
+    eprintln!("SIGKILL campaign: {reps} repetitions");
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let d = Daemon::start(&state);
