@@ -65,7 +65,7 @@ impl Daemon {
                     };
                     if line.starts_with("mssim") {
                         mssim = Some(addr(&line));
-                    } else if line.starts_with("swtpm") {
+                    } else if line.starts_with("swtpm") && line.contains("host=") {
                         swtpm = Some(addr(&line));
                     }
                 }
@@ -235,6 +235,12 @@ fn tpm2_tools_over_mssim_and_swtpm_and_state_survives_restart() {
     assert!(lockout_counter(&m, work) >= 3, "lockout counter lost across restart");
     let locked = tpm2(&m, work, &["tpm2_nvread", "0x1500017", "-C", "0x1500017", "-P", "secret", "-s", "8"]);
     assert!(!locked.status.success(), "lockout lost across restart");
+    // The swtpm protocol over the Unix sockets (data `swtpm.sock`, control `swtpm.sock.ctrl`).
+    let unix = format!("swtpm:path={}", state.join("swtpm.sock").display());
+    let r = tpm2_ok(&unix, work, &["tpm2_getrandom", "8", "--hex"]);
+    assert_eq!(r.trim().len(), 16);
+    tpm2_ok(&unix, work, &["tpm2_nvread", "0x1500016", "-C", "o", "-s", "64", "-o", "nv3.out"]);
+    assert_eq!(std::fs::read(work.join("nv3.out")).unwrap(), data);
     // Lockout authority clears it.
     tpm2_ok(&m, work, &["tpm2_dictionarylockout", "-c"]);
     assert_eq!(lockout_counter(&m, work), 0);

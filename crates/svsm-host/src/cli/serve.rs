@@ -105,7 +105,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = bound.swtpm {
         println!("swtpm   export TPM2TOOLS_TCTI=swtpm:host={},port={}", a.ip(), a.port());
     }
-    if let Some((_, ctrl)) = &bound.swtpm_unix {
+    if let Some((data, ctrl)) = &bound.swtpm_unix {
+        println!("swtpm   export TPM2TOOLS_TCTI=swtpm:path={}   (Unix sockets)", data.display());
         println!(
             "qemu    -chardev socket,id=chrtpm,path={} -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-crb,tpmdev=tpm0",
             ctrl.display()
