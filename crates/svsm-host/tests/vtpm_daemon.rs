@@ -675,3 +675,72 @@ fn a_ca_key_that_does_not_match_its_certificate_is_refused_before_anything_is_wr
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("never re-manufactured"));
 }
+
+/// Real QEMU (Debian `qemu-system-x86`, with SeaBIOS) drives the daemon through `-tpmdev emulator`: the
+/// control sequence over the Unix control socket, the data channel passed with CMD_SET_DATAFD, and the
+/// firmware's TPM2_Startup and PCR measurements. Opt-in with `SVSM_QEMU_TESTS=1` (QEMU is a large package
+/// and the boot runs under TCG); with the variable set, a missing QEMU is a failure, not a skip.
+#[test]
+fn real_qemu_firmware_measures_into_the_vtpm() {
+    if std::env::var_os("SVSM_QEMU_TESTS").is_none() {
+        eprintln!(
+            "real_qemu_firmware_measures_into_the_vtpm: set SVSM_QEMU_TESTS=1 to run (needs qemu-system-x86)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let d = Daemon::start(&state);
+    // Before QEMU runs, the TPM is powered but not started: nothing has been measured.
+    let mut c = Raw::connect(d.mssim);
+    let probe = marshal::CommandBuilder::new(0x17E).u32(0).build().unwrap();
+    assert_eq!(marshal::response_code(&c.send(&probe)).unwrap(), marshal::rc::INITIALIZE);
+    drop(c);
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args(["-M", "q35", "-accel", "tcg", "-m", "128", "-nographic", "-no-reboot", "-display", "none"])
+        .args(["-monitor", "none", "-serial", "null"])
+        .arg("-chardev")
+        .arg(format!("socket,id=chrtpm,path={}", state.join("swtpm.sock.ctrl").display()))
+        .args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)");
+    // TPM2_PCR_Read(sha256: PCR 0).
+    let pcr_read = marshal::CommandBuilder::new(0x17E)
+        .u32(1)
+        .u16(marshal::alg::SHA256)
+        .u8(3)
+        .bytes(&[1, 0, 0])
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut measured = None;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let mut c = Raw::connect(d.mssim);
+        let r = c.send(&pcr_read);
+        if marshal::response_code(&r).unwrap() != 0 {
+            continue; // firmware has not sent TPM2_Startup yet
+        }
+        let resp = marshal::Response::parse(&r, 0).unwrap();
+        let mut rd = marshal::Reader::new(resp.params);
+        rd.u32().unwrap();
+        for _ in 0..rd.u32().unwrap() {
+            rd.u16().unwrap();
+            let n = rd.u8().unwrap();
+            rd.take(usize::from(n)).unwrap();
+        }
+        assert_eq!(rd.u32().unwrap(), 1);
+        let digest = rd.tpm2b().unwrap().to_vec();
+        if digest.iter().any(|&b| b != 0) {
+            measured = Some(digest);
+            break;
+        }
+    }
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let measured = measured
+        .unwrap_or_else(|| panic!("the firmware never measured into PCR 0 through the vTPM:\n{}", d.log()));
+    eprintln!("PCR0 after firmware: {measured:02x?}");
+}
