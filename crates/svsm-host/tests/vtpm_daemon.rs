@@ -744,3 +744,25 @@ fn real_qemu_firmware_measures_into_the_vtpm() {
         .unwrap_or_else(|| panic!("the firmware never measured into PCR 0 through the vTPM:\n{}", d.log()));
     eprintln!("PCR0 after firmware: {measured:02x?}");
 }
+
+#[test]
+fn remote_stop_only_when_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    // Not allowed: the daemon logs and keeps serving.
+    let d = Daemon::start(&state);
+    let plat = SocketAddr::new(d.mssim.ip(), d.mssim.port() + 1);
+    let mut s = TcpStream::connect(plat).unwrap();
+    s.write_all(&21u32.to_be_bytes()).unwrap();
+    let mut b = [0u8; 4];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "the stop request's connection is closed");
+    let mut c = Raw::connect(d.mssim);
+    c.ok(&cmd::startup(su::CLEAR).unwrap());
+    d.kill();
+    // Allowed: TPM_STOP on the command port ends the daemon cleanly.
+    let mut d = Daemon::try_start(&state, &["--allow-remote-stop"]).unwrap();
+    let mut s = TcpStream::connect(d.mssim).unwrap();
+    s.write_all(&21u32.to_be_bytes()).unwrap();
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "daemon exited with {status}");
+}
