@@ -95,7 +95,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server::start(&shared, &listen).context("binding the vTPM sockets (is another instance running?)")?;
     tracing::info!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "vTPM ready");
     println!(
-        "vTPM serving state in {} (INTERIM persistence: durable, but not encrypted or rollback-protected)",
+        "vTPM serving the encrypted store in {} (ledger: {}/ledger; the file ledger and a key file in the \
+         state directory are for development only)",
+        args.state_dir.display(),
         args.state_dir.display()
     );
     println!("The TPM is powered on but not started: send TPM2_Startup first (tpm2_startup -c).");
