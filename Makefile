@@ -4,8 +4,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages the build and the tests need. libtpms-dev: the TPM engine; swtpm + tpm2-tools: the
-# reference peer and the real client the integration tests drive.
-APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools
+# reference peer and the real client the integration tests drive; openssl: the tests' throwaway EK CA.
+APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl
 FUZZ_SECONDS ?= 60
 STATE_DIR ?= state
 
@@ -22,7 +22,7 @@ deps:
 
 ## The main job: the host runtime serving a vTPM on a local encrypted store (state in ./$(STATE_DIR)).
 run: deps
-	$(CARGO) run --release --locked -p svsm-host -- --help
+	$(CARGO) run --release --locked -p svsm-host -- serve --state-dir $(STATE_DIR)
 
 ## Everything CI checks: formatting, lints, docs, the no_std build, and the test suite.
 test: deps lint doc no-std unit

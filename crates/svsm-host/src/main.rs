@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod vtpm;
 
 /// The SVSM persistence and service stack, run as a Linux process ("native platform"), and the tools
 /// operators use to create, inspect and check its encrypted volumes.
@@ -24,6 +25,11 @@ enum Command {
     /// Inspect raw block-device images (no key needed).
     #[command(subcommand)]
     Disk(cli::disk::DiskCommand),
+    /// Serve the vTPM (mssim, swtpm and QEMU sockets) on the state in --state-dir; the main job.
+    Serve(cli::serve::ServeArgs),
+    /// Manufacture and inspect vTPMs offline.
+    #[command(subcommand)]
+    Tpm(cli::tpm::TpmCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +40,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Disk(cmd) => cli::disk::run(cmd),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Tpm(cmd) => cli::tpm::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,5 @@
 //! One module per command group.
 
 pub mod disk;
+pub mod serve;
+pub mod tpm;

@@ -1,0 +1,215 @@
+//! EK certificates signed by the operator's provisioning CA (`--ek-ca` / `--ek-ca-key`).
+//!
+//! Certificates follow the TCG EK Credential Profile's shape: empty subject with a critical SubjectAltName
+//! directoryName naming the TPM (manufacturer, model, version attributes), EKU tcg-kp-EKCertificate,
+//! BasicConstraints CA:false, KeyUsage keyEncipherment (RSA) or keyAgreement (ECC), issuer = the CA's subject.
+//! The CA key must be ECDSA P-256 or P-384 (PKCS#8 or SEC1 PEM); its certificate must match it.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use svsm_vtpm::manufacture::{EkCertIssuer, EkKind};
+use svsm_vtpm::marshal::{PublicArea, PublicKey};
+use x509_cert::Certificate;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::der::asn1::{BitString, SetOfVec, UintRef};
+use x509_cert::der::oid::ObjectIdentifier;
+use x509_cert::der::{Any, Decode as _, DecodePem as _, Encode as _, Tag};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
+};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::time::{Time, Validity};
+
+const TCG_KP_EK_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.8.1");
+const TCG_AT_TPM_MANUFACTURER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.1");
+const TCG_AT_TPM_MODEL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.2");
+const TCG_AT_TPM_VERSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.3");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SUBJECT_KEY_IDENTIFIER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+
+/// libtpms reports TPM_PT_MANUFACTURER "IBM" (0x49424D00).
+const MANUFACTURER: &str = "id:49424D00";
+const MODEL: &str = "svsm-vtpm (libtpms)";
+const VERSION: &str = "id:00090002";
+
+enum CaKey {
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+}
+
+/// The operator's provisioning CA.
+pub struct CaIssuer {
+    cert: Certificate,
+    key: CaKey,
+}
+
+impl std::fmt::Debug for CaIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaIssuer").field("subject", &self.cert.tbs_certificate.subject.to_string()).finish()
+    }
+}
+
+fn load_key(pem: &str) -> anyhow::Result<CaKey> {
+    use p256::pkcs8::DecodePrivateKey as _;
+    if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+        return Ok(CaKey::P256(k));
+    }
+    if let Ok(k) = p384::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+        return Ok(CaKey::P384(k));
+    }
+    if let Ok(k) = p256::SecretKey::from_sec1_pem(pem) {
+        return Ok(CaKey::P256(k.into()));
+    }
+    if let Ok(k) = p384::SecretKey::from_sec1_pem(pem) {
+        return Ok(CaKey::P384(k.into()));
+    }
+    bail!(
+        "the CA key is not an ECDSA P-256 or P-384 private key in PKCS#8 or SEC1 PEM (RSA CA keys are not supported)"
+    )
+}
+
+impl CaIssuer {
+    /// Loads the CA certificate and key (PEM files) and checks they belong together.
+    pub fn load(cert_path: &Path, key_path: &Path) -> anyhow::Result<Self> {
+        let cert_pem =
+            std::fs::read_to_string(cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
+        let cert = Certificate::from_pem(cert_pem.as_bytes())
+            .with_context(|| format!("{} is not a PEM X.509 certificate", cert_path.display()))?;
+        let key_pem =
+            std::fs::read_to_string(key_path).with_context(|| format!("reading {}", key_path.display()))?;
+        let key = load_key(&key_pem).with_context(|| format!("loading {}", key_path.display()))?;
+        let key_spki = match &key {
+            CaKey::P256(k) => SubjectPublicKeyInfoOwned::from_key(*k.verifying_key())?,
+            CaKey::P384(k) => SubjectPublicKeyInfoOwned::from_key(*k.verifying_key())?,
+        };
+        if key_spki != cert.tbs_certificate.subject_public_key_info {
+            bail!("{} does not hold the key of the certificate {}", key_path.display(), cert_path.display());
+        }
+        Ok(CaIssuer { cert, key })
+    }
+
+    fn spki_of(public: &PublicArea) -> anyhow::Result<SubjectPublicKeyInfoOwned> {
+        match &public.key {
+            PublicKey::Rsa { modulus, exponent, .. } => {
+                let e = if *exponent == 0 { 65537u32 } else { *exponent };
+                let e_bytes = e.to_be_bytes();
+                let n = UintRef::new(modulus)?;
+                let e = UintRef::new(&e_bytes)?;
+                // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+                let body_len = (n.encoded_len()? + e.encoded_len()?)?;
+                let mut der = Vec::new();
+                x509_cert::der::Header::new(Tag::Sequence, body_len)?.encode_to_vec(&mut der)?;
+                n.encode_to_vec(&mut der)?;
+                e.encode_to_vec(&mut der)?;
+                Ok(SubjectPublicKeyInfoOwned {
+                    algorithm: AlgorithmIdentifierOwned {
+                        oid: RSA_ENCRYPTION,
+                        parameters: Some(Any::null()),
+                    },
+                    subject_public_key: BitString::from_bytes(&der)?,
+                })
+            }
+            PublicKey::Ecc { curve: 0x0003, x, y, .. } => {
+                let mut sec1 = vec![0x04];
+                sec1.extend_from_slice(x);
+                sec1.extend_from_slice(y);
+                let pk =
+                    p256::PublicKey::from_sec1_bytes(&sec1).context("the EK is not a valid P-256 point")?;
+                Ok(SubjectPublicKeyInfoOwned::from_key(pk)?)
+            }
+            PublicKey::Ecc { .. } => bail!("only P-256 ECC EKs are certified"),
+        }
+    }
+
+    fn tpm_name() -> anyhow::Result<Name> {
+        let atv = |oid, v: &str| -> anyhow::Result<AttributeTypeAndValue> {
+            Ok(AttributeTypeAndValue { oid, value: Any::new(Tag::Utf8String, v.as_bytes())? })
+        };
+        let set = SetOfVec::try_from(vec![
+            atv(TCG_AT_TPM_MANUFACTURER, MANUFACTURER)?,
+            atv(TCG_AT_TPM_MODEL, MODEL)?,
+            atv(TCG_AT_TPM_VERSION, VERSION)?,
+        ])?;
+        Ok(RdnSequence(vec![RelativeDistinguishedName(set)]))
+    }
+
+    fn serial() -> anyhow::Result<SerialNumber> {
+        use std::io::Read as _;
+        let mut b = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+        b[0] &= 0x7F;
+        b[0] |= 0x01;
+        Ok(SerialNumber::new(&b)?)
+    }
+
+    /// Issues the EK certificate (DER).
+    pub fn issue_der(&self, kind: EkKind, public: &PublicArea) -> anyhow::Result<Vec<u8>> {
+        let spki = Self::spki_of(public)?;
+        let validity = Validity {
+            not_before: Time::try_from(SystemTime::now() - Duration::from_secs(3600))?,
+            not_after: Time::INFINITY,
+        };
+        let issuer = self.cert.tbs_certificate.subject.clone();
+        let usage = match kind {
+            EkKind::Rsa2048 => KeyUsages::KeyEncipherment,
+            EkKind::EccP256 => KeyUsages::KeyAgreement,
+        };
+        let aki = self
+            .cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == SUBJECT_KEY_IDENTIFIER)
+            .and_then(|e| {
+                SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok().map(|ski| {
+                    AuthorityKeyIdentifier {
+                        key_identifier: Some(ski.0),
+                        authority_cert_issuer: None,
+                        authority_cert_serial_number: None,
+                    }
+                })
+            });
+        macro_rules! build {
+            ($signer:expr, $sig:ty) => {{
+                let mut b = CertificateBuilder::new(
+                    Profile::Manual { issuer: Some(issuer) },
+                    Self::serial()?,
+                    validity,
+                    Name::default(),
+                    spki,
+                    $signer,
+                )?;
+                b.add_extension(&BasicConstraints { ca: false, path_len_constraint: None })?;
+                b.add_extension(&KeyUsage(usage.into()))?;
+                b.add_extension(&ExtendedKeyUsage(vec![TCG_KP_EK_CERTIFICATE]))?;
+                b.add_extension(&SubjectAltName(vec![GeneralName::DirectoryName(Self::tpm_name()?)]))?;
+                if let Some(aki) = &aki {
+                    b.add_extension(aki)?;
+                }
+                b.build::<$sig>()?.to_der()?
+            }};
+        }
+        let der = match &self.key {
+            CaKey::P256(k) => build!(k, p256::ecdsa::DerSignature),
+            CaKey::P384(k) => build!(k, p384::ecdsa::DerSignature),
+        };
+        Ok(der)
+    }
+}
+
+impl EkCertIssuer for CaIssuer {
+    fn issue(&mut self, kind: EkKind, public: &PublicArea) -> Result<Vec<u8>, String> {
+        self.issue_der(kind, public).map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "issuing the EK certificate failed");
+            format!("{e:#}")
+        })
+    }
+}

@@ -1,0 +1,490 @@
+//! Socket servers in front of the one vTPM of this process: the MS simulator pair (command + platform port),
+//! and swtpm's data + control channels over TCP and Unix sockets (with `CMD_SET_DATAFD` for QEMU).
+//!
+//! Every connection gets a thread; all of them share the vTPM behind one mutex, so each TPM command is
+//! executed atomically and its NV change is durable before its response is written to the socket. Frames
+//! are parsed by the pure parsers of `svsm_vtpm::{mssim, swtpm}`; a malformed or oversized frame closes that
+//! connection with a logged reason and the server keeps serving everyone else. A client that disconnects
+//! mid-command loses only the command it did not finish sending; anything acknowledged is already durable.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use svsm_libtpms::LibTpms;
+use svsm_vtpm::error::FrameError;
+use svsm_vtpm::mssim::{self, CommandRequest, Parse, PlatformSignal};
+use svsm_vtpm::swtpm::{self, CtrlRequest, reply};
+use svsm_vtpm::{NvBlob, Vtpm};
+use tracing::{debug, error, info, warn};
+
+/// The vTPM shared by all connections.
+#[derive(Debug)]
+pub struct Shared {
+    vtpm: Mutex<Vtpm<LibTpms>>,
+    allow_remote_stop: bool,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    /// Wraps the process's vTPM.
+    pub fn new(vtpm: Vtpm<LibTpms>, allow_remote_stop: bool) -> Arc<Self> {
+        Arc::new(Shared { vtpm: Mutex::new(vtpm), allow_remote_stop, stopping: AtomicBool::new(false) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vtpm<LibTpms>> {
+        self.vtpm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stop_requested(&self, peer: &str) {
+        if self.allow_remote_stop {
+            info!(%peer, "stop requested by client; powering off and exiting");
+            self.stopping.store(true, Ordering::SeqCst);
+            self.lock().power_off();
+            std::process::exit(0);
+        }
+        warn!(%peer, "client asked the server to stop; ignored (start with --allow-remote-stop to permit)");
+    }
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("malformed frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("client disconnected in the middle of a frame ({have} of {need} bytes)")]
+    Truncated { have: usize, need: usize },
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    #[error("vTPM failed, response withheld: {0}")]
+    Vtpm(#[from] svsm_vtpm::VtpmError),
+}
+
+/// A byte stream plus, for Unix control sockets, file descriptors passed alongside the bytes.
+trait Conn: Read + Write {
+    /// Reads like `read`, also returning a descriptor that arrived with the bytes (Unix sockets only).
+    fn read_with_fd(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+        Ok((self.read(buf)?, None))
+    }
+}
+
+impl Conn for TcpStream {}
+
+impl Conn for UnixStream {
+    fn read_with_fd(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+        recv_with_fd(self, buf)
+    }
+}
+
+/// recvmsg with room for one SCM_RIGHTS descriptor.
+fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // u64 array keeps the control buffer aligned for cmsghdr.
+    let mut cbuf = [0u64; 8];
+    // SAFETY: an all-zero msghdr is a valid "no name, no iov, no control" value; fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: msg points to live buffers (iov -> buf, control -> cbuf) for the duration of the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut fd = None;
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR only reads its control fields.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: cmsg is non-null and points into cbuf, as returned by CMSG_FIRSTHDR/NXTHDR.
+        let hdr = unsafe { &*cmsg };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: an SCM_RIGHTS payload holds at least one int descriptor.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            // SAFETY: reading the first descriptor (unaligned read, the payload need not be int-aligned).
+            let raw = unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>()) };
+            if raw >= 0 && fd.is_none() {
+                // SAFETY: the kernel just installed this descriptor in our table; we own it now.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+        // SAFETY: advancing within the control buffer recvmsg filled.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok((usize::try_from(n).unwrap_or(0), fd))
+}
+
+/// Reads until `buf` holds `need` bytes. `Ok(false)`: clean EOF before any byte of a new frame.
+fn fill(
+    conn: &mut dyn Conn,
+    buf: &mut Vec<u8>,
+    need: usize,
+    fds: &mut Option<OwnedFd>,
+) -> Result<bool, ConnError> {
+    // Read whatever is available (one syscall for a typical command), not just the missing bytes: frames
+    // are at most MAX_TPM_MESSAGE + 9 bytes, so the buffer stays below twice that.
+    let mut tmp = [0u8; 4096];
+    while buf.len() < need {
+        let (n, fd) = match conn.read_with_fd(&mut tmp) {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && buf.is_empty() => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if fd.is_some() {
+            *fds = fd;
+        }
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            return Err(ConnError::Truncated { have: buf.len(), need });
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    Ok(true)
+}
+
+/// Reads one complete frame with `parse`, returning the bytes it occupies (or `None` at clean EOF).
+fn next_frame<T>(
+    conn: &mut dyn Conn,
+    buf: &mut Vec<u8>,
+    fds: &mut Option<OwnedFd>,
+    parse: impl Fn(&[u8]) -> Result<Parse<T>, FrameError>,
+) -> Result<Option<usize>, ConnError> {
+    loop {
+        match parse(buf)? {
+            Parse::Complete { consumed, .. } => return Ok(Some(consumed)),
+            Parse::Incomplete { needed } => {
+                if !fill(conn, buf, needed, fds)? {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Drops a frame's borrowed contents, keeping only how far it reaches.
+fn size_only<T>(p: Parse<T>) -> Parse<()> {
+    match p {
+        Parse::Complete { consumed, .. } => Parse::Complete { frame: (), consumed },
+        Parse::Incomplete { needed } => Parse::Incomplete { needed },
+    }
+}
+
+fn run_conn(kind: &'static str, peer: String, f: impl FnOnce() -> Result<(), ConnError>) {
+    match f() {
+        Ok(()) => debug!(kind, %peer, "connection closed"),
+        Err(ConnError::Io(e)) => debug!(kind, %peer, error = %e, "connection ended"),
+        Err(e @ ConnError::Vtpm(_)) => error!(kind, %peer, error = %e, "closing connection"),
+        Err(e) => warn!(kind, %peer, reason = %e, "closing connection"),
+    }
+}
+
+// ---- mssim ----
+
+fn serve_mssim_command(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Result<(), ConnError> {
+    let mut buf = Vec::new();
+    let mut fds = None;
+    while let Some(consumed) =
+        next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_command(b).map(size_only))?
+    {
+        let mut out = Vec::new();
+        let frame = match mssim::parse_command(&buf)? {
+            Parse::Complete { frame, .. } => frame,
+            Parse::Incomplete { .. } => unreachable_incomplete()?,
+        };
+        match frame {
+            CommandRequest::SendCommand { locality, command } => {
+                let resp = shared.lock().execute_at(locality, command)?;
+                mssim::encode_response(&resp, &mut out);
+            }
+            CommandRequest::Handshake { client_version } => {
+                debug!(%peer, client_version, "mssim handshake");
+                for v in [mssim::SERVER_VERSION, mssim::HANDSHAKE_FLAGS, 0] {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+            CommandRequest::SetAlternativeResult(_) => out.extend_from_slice(&0u32.to_be_bytes()),
+            CommandRequest::SessionEnd => return Ok(()),
+            CommandRequest::Stop => {
+                shared.stop_requested(peer);
+                return Ok(());
+            }
+        }
+        conn.write_all(&out)?;
+        buf.drain(..consumed);
+    }
+    Ok(())
+}
+
+/// The parser said "complete" once and is deterministic; a second answer of "incomplete" cannot happen, but
+/// is reported as an error rather than trusted.
+fn unreachable_incomplete<T>() -> Result<T, ConnError> {
+    Err(ConnError::Frame(FrameError::Unsupported("parser changed its mind")))
+}
+
+fn serve_mssim_platform(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Result<(), ConnError> {
+    let mut buf = Vec::new();
+    let mut fds = None;
+    while let Some(consumed) =
+        next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_platform(b).map(size_only))?
+    {
+        let signal = match mssim::parse_platform(&buf)? {
+            Parse::Complete { frame, .. } => frame,
+            Parse::Incomplete { .. } => unreachable_incomplete()?,
+        };
+        let ok = {
+            let mut v = shared.lock();
+            match signal {
+                PlatformSignal::PowerOn => {
+                    v.power_on().map_err(|e| error!(%peer, error = %e, "power on failed")).is_ok()
+                }
+                PlatformSignal::PowerOff => {
+                    v.power_off();
+                    true
+                }
+                PlatformSignal::Reset | PlatformSignal::Restart => {
+                    v.reset().map_err(|e| error!(%peer, error = %e, "reset failed")).is_ok()
+                }
+                PlatformSignal::Nv(on) => {
+                    v.set_nv(on);
+                    true
+                }
+                PlatformSignal::Cancel(on) => {
+                    if on {
+                        v.cancel();
+                    }
+                    true
+                }
+                PlatformSignal::PhysicalPresence(_) | PlatformSignal::KeyCache(_) => true,
+                PlatformSignal::SessionEnd => return Ok(()),
+                PlatformSignal::Stop => {
+                    drop(v);
+                    shared.stop_requested(peer);
+                    return Ok(());
+                }
+            }
+        };
+        conn.write_all(&u32::from(!ok).to_be_bytes())?;
+        buf.drain(..consumed);
+    }
+    Ok(())
+}
+
+// ---- swtpm ----
+
+fn serve_swtpm_data(conn: &mut dyn Conn, shared: &Shared) -> Result<(), ConnError> {
+    let mut buf = Vec::new();
+    let mut fds = None;
+    while let Some(consumed) = next_frame(conn, &mut buf, &mut fds, |b| swtpm::parse_data(b).map(size_only))?
+    {
+        let command = buf.get(..consumed).unwrap_or(&[]);
+        let resp = {
+            let mut v = shared.lock();
+            let locality = v.locality();
+            v.execute_at(locality, command)?
+        };
+        conn.write_all(&resp)?;
+        buf.drain(..consumed);
+    }
+    Ok(())
+}
+
+fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Result<(), ConnError> {
+    let mut buf = Vec::new();
+    let mut fds: Option<OwnedFd> = None;
+    loop {
+        let consumed = match next_frame(conn, &mut buf, &mut fds, |b| swtpm::parse_ctrl(b).map(size_only)) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(()),
+            Err(ConnError::Frame(e)) => {
+                // Answer so the client is not left waiting, then close: the body length is unknown.
+                let _ = conn.write_all(&reply::result(swtpm::RESULT_BAD_ORDINAL));
+                return Err(e.into());
+            }
+            Err(e) => return Err(e),
+        };
+        let req = match swtpm::parse_ctrl(&buf)? {
+            Parse::Complete { frame, .. } => frame,
+            Parse::Incomplete { .. } => unreachable_incomplete()?,
+        };
+        debug!(%peer, ?req, "swtpm control");
+        let answer = {
+            let mut v = shared.lock();
+            let res = |ok: bool| reply::result(if ok { 0 } else { swtpm::RESULT_FAIL });
+            match req {
+                CtrlRequest::GetCapability => reply::capability(swtpm::CAPABILITIES),
+                CtrlRequest::Init { flags } => {
+                    v.power_off();
+                    let mut ok = true;
+                    if flags & swtpm::INIT_FLAG_DELETE_VOLATILE != 0 {
+                        ok = matches!(
+                            v.engine_mut().with_storage(|s| s.delete(NvBlob::Volatile)),
+                            Some(Ok(()))
+                        );
+                    }
+                    ok = ok && v.power_on().map_err(|e| error!(%peer, error = %e, "CMD_INIT failed")).is_ok();
+                    res(ok)
+                }
+                CtrlRequest::Shutdown | CtrlRequest::Stop => {
+                    v.power_off();
+                    res(true)
+                }
+                CtrlRequest::GetEstablished => match v.established() {
+                    Ok(bit) => reply::established(0, bit),
+                    Err(_) => reply::established(swtpm::RESULT_FAIL, false),
+                },
+                CtrlRequest::SetLocality(l) => res(v.set_locality(l).is_ok()),
+                CtrlRequest::Cancel => {
+                    v.cancel();
+                    res(true)
+                }
+                CtrlRequest::StoreVolatile => res(v.store_volatile().is_ok()),
+                CtrlRequest::ResetEstablished(l) => res(v.reset_established(l).is_ok()),
+                CtrlRequest::GetConfig => reply::config(0, 0),
+                CtrlRequest::SetBufferSize(n) => {
+                    let (size, min, max) = v.set_buffer_size(n);
+                    reply::buffer_size(0, size, min, max)
+                }
+                CtrlRequest::SetDataFd => match fds.take() {
+                    Some(fd) => {
+                        let data = UnixStream::from(fd);
+                        let shared2 = Arc::clone(shared);
+                        let p = format!("{peer} (data fd)");
+                        std::thread::spawn(move || {
+                            let mut data = data;
+                            run_conn("swtpm-data", p, || serve_swtpm_data(&mut data, &shared2));
+                        });
+                        res(true)
+                    }
+                    None => {
+                        warn!(%peer, "CMD_SET_DATAFD without a descriptor");
+                        res(false)
+                    }
+                },
+            }
+        };
+        conn.write_all(&answer)?;
+        buf.drain(..consumed);
+    }
+}
+
+// ---- listeners ----
+
+/// What to listen on.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// Address to bind (loopback by default).
+    pub ip: IpAddr,
+    /// mssim command port (platform = +1); `None` disables mssim; `Some(0)` picks free ports.
+    pub mssim_port: Option<u16>,
+    /// swtpm data port (control = +1); `None` disables; `Some(0)` picks free ports.
+    pub swtpm_port: Option<u16>,
+    /// swtpm Unix sockets: data at this path, control at `<path>.ctrl`.
+    pub swtpm_unix: Option<PathBuf>,
+}
+
+/// Addresses actually bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// mssim command address.
+    pub mssim: Option<SocketAddr>,
+    /// swtpm data address.
+    pub swtpm: Option<SocketAddr>,
+    /// swtpm Unix data socket and control socket.
+    pub swtpm_unix: Option<(PathBuf, PathBuf)>,
+}
+
+/// Binds `port` and `port + 1` (or a free pair when `port` is 0).
+fn bind_pair(ip: IpAddr, port: u16) -> io::Result<(TcpListener, TcpListener)> {
+    if port != 0 {
+        let next = port.checked_add(1).ok_or_else(|| io::Error::other("port 65535 has no +1 companion"))?;
+        return Ok((TcpListener::bind((ip, port))?, TcpListener::bind((ip, next))?));
+    }
+    for _ in 0..64 {
+        let a = TcpListener::bind((ip, 0))?;
+        let p = a.local_addr()?.port();
+        if let Some(next) = p.checked_add(1)
+            && let Ok(b) = TcpListener::bind((ip, next))
+        {
+            return Ok((a, b));
+        }
+    }
+    Err(io::Error::other("no free pair of adjacent ports"))
+}
+
+fn spawn_tcp(
+    listener: TcpListener,
+    kind: &'static str,
+    shared: &Arc<Shared>,
+    handler: fn(&mut dyn Conn, &Arc<Shared>, &str) -> Result<(), ConnError>,
+) {
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_nodelay(true);
+            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || run_conn(kind, peer.clone(), || handler(&mut s, &shared, &peer)));
+        }
+    });
+}
+
+fn spawn_unix(
+    listener: UnixListener,
+    kind: &'static str,
+    shared: &Arc<Shared>,
+    handler: fn(&mut dyn Conn, &Arc<Shared>, &str) -> Result<(), ConnError>,
+) {
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || run_conn(kind, "unix".into(), || handler(&mut s, &shared, "unix")));
+        }
+    });
+}
+
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    // A socket file left by an earlier run is stale; anything else at that path is not ours to remove.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt as _;
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    UnixListener::bind(path)
+}
+
+/// Binds every configured socket and starts serving on background threads.
+pub fn start(shared: &Arc<Shared>, listen: &Listen) -> io::Result<Bound> {
+    let mut bound = Bound { mssim: None, swtpm: None, swtpm_unix: None };
+    if let Some(port) = listen.mssim_port {
+        let (cmd, plat) = bind_pair(listen.ip, port)?;
+        bound.mssim = Some(cmd.local_addr()?);
+        spawn_tcp(cmd, "mssim-command", shared, |c, s, p| serve_mssim_command(c, s, p));
+        spawn_tcp(plat, "mssim-platform", shared, |c, s, p| serve_mssim_platform(c, s, p));
+    }
+    if let Some(port) = listen.swtpm_port {
+        let (data, ctrl) = bind_pair(listen.ip, port)?;
+        bound.swtpm = Some(data.local_addr()?);
+        spawn_tcp(data, "swtpm-data", shared, |c, s, _| serve_swtpm_data(c, s));
+        spawn_tcp(ctrl, "swtpm-ctrl", shared, serve_swtpm_ctrl);
+    }
+    if let Some(path) = &listen.swtpm_unix {
+        let ctrl_path = PathBuf::from(format!("{}.ctrl", path.display()));
+        let data = bind_unix(path)?;
+        let ctrl = bind_unix(&ctrl_path)?;
+        spawn_unix(data, "swtpm-data", shared, |c, s, _| serve_swtpm_data(c, s));
+        spawn_unix(ctrl, "swtpm-ctrl", shared, serve_swtpm_ctrl);
+        bound.swtpm_unix = Some((path.clone(), ctrl_path));
+    }
+    Ok(bound)
+}
