@@ -474,6 +474,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                 sb.object_count.get(),
                 g,
                 check,
+                false,
                 &mut |_| {},
             ) {
                 Ok(w) => {
@@ -638,6 +639,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             sink: Some(&mut sink),
             all_nodes: false,
             extent: None,
+            kinds: None,
         };
         let mut scratch = Vec::new();
         let mut vol = self.vol();
@@ -658,6 +660,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             sb.object_count.get(),
             sb.generation.get(),
             DataCheck::All,
+            false,
             &mut |n| {
                 done += n;
                 progress(done, total);
@@ -667,6 +670,28 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             return Err(StoreError::Internal("block map differs from the one built at open"));
         }
         Ok(w.data_blocks_verified)
+    }
+
+    /// What every block of the current generation is (superblock slots, table nodes, index nodes, data
+    /// blocks), in address order; blocks not listed are free. Re-walks the tree (metadata only).
+    pub fn block_usage(&mut self) -> Result<Vec<(u64, Structure)>, StoreError> {
+        let sb = self.state.sb;
+        let mut vol = self.vol();
+        let w = tree::walk(
+            &mut vol,
+            &sb.table_root,
+            sb.table_depth,
+            sb.object_count.get(),
+            sb.generation.get(),
+            DataCheck::None,
+            true,
+            &mut |_| {},
+        )?;
+        let mut kinds = w.kinds.unwrap_or_default();
+        kinds.push((0, Structure::Superblock { slot: 0 }));
+        kinds.push((1, Structure::Superblock { slot: 1 }));
+        kinds.sort_by_key(|(a, _)| *a);
+        Ok(kinds)
     }
 
     /// Starts a transaction. Nothing is visible to `get` or durable until [`Transaction::commit`].

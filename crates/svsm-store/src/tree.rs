@@ -178,11 +178,14 @@ pub(crate) struct Walked {
     pub table_blocks: Vec<u32>,
     pub used: Bitmap,
     pub data_blocks_verified: u64,
+    /// What each block is, when asked for (inspection and tamper campaigns).
+    pub kinds: Option<Vec<(u64, Structure)>>,
 }
 
 /// Walks the whole tree of one superblock, authenticating every table and index node and the data blocks
 /// `check` asks for, and rebuilds the in-use map. Memory: the table entries, 4 bytes per used block, and a
 /// run buffer of 85 blocks.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn walk<D: BlockDevice>(
     vol: &mut Vol<'_, D>,
     root: &Pointer,
@@ -190,9 +193,11 @@ pub(crate) fn walk<D: BlockDevice>(
     object_count: u64,
     generation: u64,
     check: DataCheck,
+    record_kinds: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Walked, StoreError> {
     let mut w = Walked {
+        kinds: record_kinds.then(Vec::new),
         objects: BTreeMap::new(),
         extents: BTreeMap::new(),
         table_blocks: Vec::new(),
@@ -275,6 +280,9 @@ fn walk_table<D: BlockDevice>(
     let addr = ptr.addr.get();
     mark(w, addr, structure)?;
     w.table_blocks.push(addr as u32);
+    if let Some(k) = w.kinds.as_mut() {
+        k.push((addr, structure));
+    }
     let corrupt = |detail| StoreError::Corrupt { block: addr, structure, detail };
     let h = parse_header(&buf);
     if h.node_type != node || h.node_version != NODE_VERSION || h.level != level || h.object_id.get() != 0 {
@@ -367,6 +375,7 @@ fn walk_object<D: BlockDevice>(
             sink: None,
             all_nodes: true,
             extent: Some(&mut extent),
+            kinds: w.kinds.as_mut(),
         };
         visit_subtree(vol, &mut visit, id, &e.root, e.depth, 0, nblocks, scratch, &mut |n| {
             w.data_blocks_verified += n;
@@ -396,6 +405,8 @@ pub(crate) struct Visit<'o> {
     pub all_nodes: bool,
     /// Collects every block address of the object.
     pub extent: Option<&'o mut Vec<u32>>,
+    /// Collects what each block is.
+    pub kinds: Option<&'o mut Vec<(u64, Structure)>>,
 }
 
 /// Descends from `ptr` (a node at `level` covering data blocks `base..`), `nblocks` data blocks in the object.
@@ -421,6 +432,9 @@ pub(crate) fn visit_subtree<D: BlockDevice>(
     let addr = ptr.addr.get();
     if let Some(ext) = v.extent.as_deref_mut() {
         ext.push(addr as u32);
+    }
+    if let Some(k) = v.kinds.as_deref_mut() {
+        k.push((addr, structure));
     }
     let corrupt = |detail| StoreError::Corrupt { block: addr, structure, detail };
     let h = parse_header(&buf);
@@ -478,6 +492,9 @@ fn visit_data_run<D: BlockDevice>(
         let addr = vol.check_addr(p, structure, v.generation)?;
         if let Some(ext) = v.extent.as_deref_mut() {
             ext.push(addr as u32);
+        }
+        if let Some(k) = v.kinds.as_deref_mut() {
+            k.push((addr, structure));
         }
         let wanted = v.want.contains(&index)
             && (v.sink.is_some()
