@@ -28,6 +28,7 @@ mod tree;
 pub use api::{Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
 pub use crypto::{StoreKey, superblock_hash};
 pub use error::{FeatureKind, LedgerError, RandomError, StoreError, Structure};
+pub use ledger::Detached;
 #[cfg(feature = "std")]
 pub use ledger::{FileLedger, MemLedger, MemLedgerFault};
 #[cfg(feature = "std")]

@@ -383,7 +383,20 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
     ///
     /// See `docs/store-format.md` ("Open") for the rules. Never modifies the device; in boot-epoch mode (and
     /// on enrolment) it advances the ledger to the opened generation.
-    pub fn open(mut dev: D, key: &StoreKey, mut ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
+    pub fn open(dev: D, key: &StoreKey, ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
+        Self::open_inner(dev, key, ledger, options, false)
+    }
+
+    fn open_inner(
+        mut dev: D,
+        key: &StoreKey,
+        mut ledger: L,
+        mut options: OpenOptions,
+        detached: bool,
+    ) -> Result<Self, StoreError> {
+        if detached {
+            options.read_only = true;
+        }
         let spb = sectors_per_block(&dev)?;
         let candidates = authenticated_slots(&mut dev, spb, key, options.read_only)?;
         let first = &candidates.first().ok_or(StoreError::Internal("no candidate"))?.0;
@@ -395,7 +408,12 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             return Err(StoreError::DeviceTooSmall { device_blocks: avail, volume_blocks: num_blocks });
         }
         let keys = VolumeKeys::derive(key, &key_context(first));
-        let record = ledger.read(&volume).map_err(StoreError::Ledger)?;
+        let record = if detached {
+            // No freshness anchor: any authentic generation is acceptable (newest first, with fallback).
+            Some(LedgerRecord { generation: 0, superblock_hash: [0; 32] })
+        } else {
+            ledger.read(&volume).map_err(StoreError::Ledger)?
+        };
         let by_gen = |g: u64| candidates.iter().find(|(sb, _)| sb.generation.get() == g);
         let newest = candidates.iter().map(|(sb, _)| sb.generation.get()).max().unwrap_or(0);
 
@@ -403,7 +421,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         let mut report = OpenReport::default();
         let mut order: Vec<&(Superblock, [u8; 32])> = Vec::new();
         let mut advance_from: Option<Option<LedgerRecord>> = None;
-        match (record, mode) {
+        let selection_mode = if detached { LedgerMode::BootEpoch } else { mode };
+        match (record, selection_mode) {
             (None, _) => {
                 let only_gen1 = candidates.len() == 1 && newest == 1;
                 if !options.enroll {
@@ -450,7 +469,9 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                     }
                     return Err(StoreError::Rollback { found: newest, expected: l });
                 }
-                advance_from = Some(Some(rec));
+                if !detached {
+                    advance_from = Some(Some(rec));
+                }
             }
         }
 
@@ -742,6 +763,15 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
     /// Gives the device and ledger back without touching the ledger (tests: simulate a crash).
     pub fn into_parts(self) -> (D, L) {
         (self.dev, self.ledger)
+    }
+}
+
+impl<D: BlockDevice> Store<D, crate::ledger::Detached> {
+    /// Opens a volume **read-only without any freshness check**: the newest authentic generation on the
+    /// device is used, whatever any ledger says. For backups and offline inspection of images that are not the
+    /// live volume; never for state a guest depends on.
+    pub fn open_detached(dev: D, key: &StoreKey, options: OpenOptions) -> Result<Self, StoreError> {
+        Self::open_inner(dev, key, crate::ledger::Detached, options, true)
     }
 }
 
