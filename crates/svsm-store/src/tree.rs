@@ -31,6 +31,8 @@ pub(crate) fn new_block() -> BlockBuf {
 
 /// Largest run of contiguous data blocks read or written in one device call.
 pub(crate) const RUN_BLOCKS: usize = INDEX_FANOUT;
+/// Largest run of contiguous data blocks sealed and written in one device call by `put` (1 MiB).
+const WRITE_RUN_BLOCKS: usize = 256;
 
 /// Volume-wide context every tree operation needs.
 pub(crate) struct Vol<'a, D: BlockDevice> {
@@ -580,7 +582,8 @@ pub(crate) fn write_object<D: BlockDevice>(
     let depth = depth_for_blocks(nblocks);
     let mut extent = Vec::new();
     let mut ptrs: Vec<Pointer> = Vec::with_capacity(nblocks as usize);
-    let mut run = zeroize::Zeroizing::new(vec![0u8; RUN_BLOCKS.min(nblocks as usize).max(1) * BLOCK_SIZE]);
+    let mut run =
+        zeroize::Zeroizing::new(vec![0u8; WRITE_RUN_BLOCKS.min(nblocks as usize).max(1) * BLOCK_SIZE]);
     let mut chunks = data.chunks(BLOCK_SIZE).enumerate().peekable();
     while chunks.peek().is_some() {
         // Fill a run of consecutive addresses.
@@ -602,7 +605,11 @@ pub(crate) fn write_object<D: BlockDevice>(
             n += 1;
             // Continue the run only if the next address is free.
             let next = first + n as u64;
-            if n == RUN_BLOCKS || chunks.peek().is_none() || next >= vol.num_blocks || alloc.busy.get(next) {
+            if n == WRITE_RUN_BLOCKS
+                || chunks.peek().is_none()
+                || next >= vol.num_blocks
+                || alloc.busy.get(next)
+            {
                 break;
             }
             alloc.busy.set(next);

@@ -271,8 +271,18 @@ fn id_name(id: u64) -> &'static str {
 
 fn create(vol: &Volume, key: &StoreKey, size_mib: u64, mode: Mode) -> anyhow::Result<()> {
     let bytes = size_mib.checked_mul(1 << 20).context("size too large")?;
-    let disk = FileDisk::create(&vol.image, BLOCK, bytes / u64::from(BLOCK))
+    let mut disk = FileDisk::create(&vol.image, BLOCK, bytes / u64::from(BLOCK))
         .context("choose a new file name; existing images are never overwritten")?;
+    // Allocate every block now (a sparse file would make each first write allocate and journal metadata).
+    let zeros = vec![0u8; 1 << 20];
+    let blocks_per_chunk = zeros.len() as u64 / u64::from(BLOCK);
+    let mut lba = 0;
+    while lba < disk.num_blocks() {
+        let n = blocks_per_chunk.min(disk.num_blocks() - lba);
+        disk.write_blocks(lba, &zeros[..(n * u64::from(BLOCK)) as usize], svsm_block::WriteMode::Cached)?;
+        lba += n;
+    }
+    disk.flush()?;
     let f = Store::<_, FileLedger>::format(disk, key, FormatParams::new(mode_of(mode), rng()))?;
     let mut ledger = FileLedger::new(&vol.ledger_dir)?;
     ledger
