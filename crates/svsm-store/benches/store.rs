@@ -15,7 +15,7 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use svsm_benchkit::{CountingAlloc, Plan, Report, Target, compare, fmt_duration, measure};
 use svsm_block::{BlockDevice, FileDisk, WriteMode};
 use svsm_store::{
-    FileLedger, FormatParams, Ledger, LedgerMode, MemLedger, OpenOptions, OsRandom, Store, StoreKey,
+    FileLedger, FormatParams, Ledger, LedgerMode, MemLedger, OpenOptions, PooledOsRandom, Store, StoreKey,
 };
 
 #[global_allocator]
@@ -28,7 +28,7 @@ fn key() -> StoreKey {
 }
 
 fn opts() -> OpenOptions {
-    OpenOptions::new(Box::new(OsRandom))
+    OpenOptions::new(Box::new(PooledOsRandom::new()))
 }
 
 /// A formatted, enrolled volume file of `mib` MiB.
@@ -47,7 +47,8 @@ fn volume<L: Ledger + Clone>(
         disk.write_blocks(m * 256, &zeros, WriteMode::Cached).unwrap();
     }
     disk.flush().unwrap();
-    let f = Store::<_, L>::format(disk, &key(), FormatParams::new(mode, Box::new(OsRandom))).unwrap();
+    let f = Store::<_, L>::format(disk, &key(), FormatParams::new(mode, Box::new(PooledOsRandom::new())))
+        .unwrap();
     ledger.compare_and_set(&f.volume_id, None, &f.record).unwrap();
     Store::open(FileDisk::open(&path, BLOCK, false).unwrap(), &key(), ledger, opts()).unwrap()
 }

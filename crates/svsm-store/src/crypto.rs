@@ -251,6 +251,11 @@ pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// SHA-256 of a superblock: the value the ledger records and the next generation chains to.
+pub fn superblock_hash(sb: &Superblock) -> [u8; 32] {
+    Sha256::digest(sb.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,9 +298,4 @@ mod tests {
             assert!(keys.open(&aad, &nonce, &tag, &mut block));
         }
     }
-}
-
-/// SHA-256 of a superblock: the value the ledger records and the next generation chains to.
-pub fn superblock_hash(sb: &Superblock) -> [u8; 32] {
-    Sha256::digest(sb.as_bytes()).into()
 }

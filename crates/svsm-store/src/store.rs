@@ -43,7 +43,7 @@ impl FormatParams {
 #[cfg(feature = "std")]
 impl Default for FormatParams {
     fn default() -> Self {
-        FormatParams::new(LedgerMode::Strict, Box::new(crate::rng::OsRandom))
+        FormatParams::new(LedgerMode::Strict, Box::new(crate::rng::PooledOsRandom::new()))
     }
 }
 
@@ -71,7 +71,7 @@ impl OpenOptions {
 #[cfg(feature = "std")]
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions::new(Box::new(crate::rng::OsRandom))
+        OpenOptions::new(Box::new(crate::rng::PooledOsRandom::new()))
     }
 }
 

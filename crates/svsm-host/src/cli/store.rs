@@ -13,8 +13,8 @@ use anyhow::{Context as _, bail};
 use clap::{Subcommand, ValueEnum};
 use svsm_block::{BlockDevice, FileDisk};
 use svsm_store::{
-    Detached, FileLedger, FormatParams, Ledger, LedgerMode, OpenOptions, OsRandom, RandomSource, Store,
-    StoreKey, ids, read_headers,
+    Detached, FileLedger, FormatParams, Ledger, LedgerMode, OpenOptions, OsRandom, PooledOsRandom,
+    RandomSource, Store, StoreKey, ids, read_headers,
 };
 
 const BLOCK: u32 = 4096;
@@ -185,7 +185,7 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn rng() -> Box<dyn RandomSource> {
-    Box::new(OsRandom)
+    Box::new(PooledOsRandom::new())
 }
 
 fn mode_of(m: Mode) -> LedgerMode {
