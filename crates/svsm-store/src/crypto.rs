@@ -171,6 +171,25 @@ impl VolumeKeys {
         Ok((nonce, tag.into()))
     }
 
+    /// Encrypts `plain` into `out` (no plaintext copy) under a fresh random nonce; returns `(nonce, tag)`.
+    pub(crate) fn seal_into(
+        &self,
+        rng: &mut dyn RandomSource,
+        aad: &BlockAad,
+        plain: &[u8; BLOCK_SIZE],
+        out: &mut [u8; BLOCK_SIZE],
+    ) -> Result<([u8; 12], [u8; 16]), StoreError> {
+        let mut nonce = [0u8; 12];
+        rng.fill(&mut nonce).map_err(StoreError::Random)?;
+        let buf = aes_gcm::aead::inout::InOutBuf::new(plain.as_slice(), out.as_mut_slice())
+            .map_err(|_| StoreError::Internal("in/out lengths differ"))?;
+        let tag = self
+            .cipher(aad.node_type)
+            .encrypt_inout_detached(&Nonce::from(nonce), aad.as_bytes(), buf)
+            .map_err(|_| StoreError::Internal("AES-GCM refused a 4 KiB block"))?;
+        Ok((nonce, tag.into()))
+    }
+
     /// Authenticates a sealed block without decrypting it (the buffer is left as ciphertext).
     pub(crate) fn verify(
         &self,

@@ -717,7 +717,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
 
     /// Starts a transaction. Nothing is visible to `get` or durable until [`Transaction::commit`].
     pub fn begin(&mut self) -> Transaction<'_, D, L> {
-        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0 }
+        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0, run: Vec::new() }
     }
 
     /// Settles a strict commit whose acknowledgement was lost: asks the ledger which generation it holds.
@@ -880,6 +880,8 @@ pub struct Transaction<'s, D: BlockDevice, L: Ledger> {
     changes: BTreeMap<ObjectId, Change>,
     alloc: Option<Allocator>,
     seals: u64,
+    /// Write buffer reused by every put of the transaction (ciphertext only).
+    run: Vec<u8>,
 }
 
 impl<D: BlockDevice, L: Ledger> core::fmt::Debug for Transaction<'_, D, L> {
@@ -926,8 +928,16 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
             sectors_per_block: store.sectors_per_block,
             key_epoch: store.state.sb.key_epoch.get(),
         };
-        let result =
-            tree::write_object(&mut vol, &mut *store.rng, &mut alloc, id, bytes, birth, &mut self.seals);
+        let result = tree::write_object(
+            &mut vol,
+            &mut *store.rng,
+            &mut alloc,
+            id,
+            bytes,
+            birth,
+            &mut self.seals,
+            &mut self.run,
+        );
         match result {
             Ok((entry, extent)) => {
                 self.release_staged(&mut alloc, id);

@@ -577,6 +577,7 @@ impl Allocator {
 
 /// Writes an object's data blocks and index nodes (copy-on-write, never touching live blocks) and returns
 /// its table entry and the blocks it occupies.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_object<D: BlockDevice>(
     vol: &mut Vol<'_, D>,
     rng: &mut dyn RandomSource,
@@ -585,14 +586,19 @@ pub(crate) fn write_object<D: BlockDevice>(
     data: &[u8],
     birth: u64,
     seals: &mut u64,
+    run: &mut Vec<u8>,
 ) -> Result<(ObjectEntry, Vec<u32>), StoreError> {
     let size = data.len() as u64;
     let nblocks = data_blocks(size);
     let depth = depth_for_blocks(nblocks);
     let mut extent = Vec::new();
     let mut ptrs: Vec<Pointer> = Vec::with_capacity(nblocks as usize);
-    let mut run =
-        zeroize::Zeroizing::new(vec![0u8; WRITE_RUN_BLOCKS.min(nblocks as usize).max(1) * BLOCK_SIZE]);
+    // The run buffer only ever holds ciphertext (full blocks are encrypted straight from `data`, the padded
+    // last block in place), so it needs no zeroizing and can be reused across puts.
+    let want = WRITE_RUN_BLOCKS.min(nblocks as usize).max(1) * BLOCK_SIZE;
+    if run.len() < want {
+        run.resize(want, 0);
+    }
     let mut chunks = data.chunks(BLOCK_SIZE).enumerate().peekable();
     while chunks.peek().is_some() {
         // Fill a run of consecutive addresses.
@@ -607,9 +613,19 @@ pub(crate) fn write_object<D: BlockDevice>(
             let block: &mut [u8; BLOCK_SIZE] = (&mut run[n * BLOCK_SIZE..(n + 1) * BLOCK_SIZE])
                 .try_into()
                 .map_err(|_| StoreError::Internal("run slicing"))?;
-            block[..chunk.len()].copy_from_slice(chunk);
-            block[chunk.len()..].fill(0);
-            ptrs.push(vol.seal(rng, node_type::DATA, 0, addr, id, index as u64, birth, block)?);
+            let ptr = match <&[u8; BLOCK_SIZE]>::try_from(chunk) {
+                Ok(full) => {
+                    let aad = vol.aad(node_type::DATA, 0, addr, id, index as u64);
+                    let (nonce, tag) = vol.keys.seal_into(rng, &aad, full, block)?;
+                    Pointer { addr: addr.into(), birth: birth.into(), nonce, tag, flags: U32::new(0) }
+                }
+                Err(_) => {
+                    block[..chunk.len()].copy_from_slice(chunk);
+                    block[chunk.len()..].fill(0);
+                    vol.seal(rng, node_type::DATA, 0, addr, id, index as u64, birth, block)?
+                }
+            };
+            ptrs.push(ptr);
             *seals += 1;
             n += 1;
             // Continue the run only if the next address is free.
