@@ -23,10 +23,29 @@ use crate::format::{
 };
 
 /// A 4 KiB block buffer on the heap (SVSM stacks are small), zeroized on drop since it held plaintext.
-pub(crate) type BlockBuf = Box<[u8; BLOCK_SIZE]>;
+pub(crate) struct BlockBuf(Box<[u8; BLOCK_SIZE]>);
+
+impl core::ops::Deref for BlockBuf {
+    type Target = [u8; BLOCK_SIZE];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for BlockBuf {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for BlockBuf {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
 
 pub(crate) fn new_block() -> BlockBuf {
-    Box::new([0u8; BLOCK_SIZE])
+    BlockBuf(Box::new([0u8; BLOCK_SIZE]))
 }
 
 /// Largest run of contiguous data blocks read or written in one device call.
