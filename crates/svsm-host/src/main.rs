@@ -30,6 +30,9 @@ enum Command {
     /// Manufacture and inspect vTPMs offline.
     #[command(subcommand)]
     Tpm(cli::tpm::TpmCommand),
+    /// Create, inspect, check, read, write, back up and restore encrypted secure-store volumes.
+    #[command(subcommand)]
+    Store(cli::store::StoreCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Disk(cmd) => cli::disk::run(cmd),
         Command::Serve(args) => cli::serve::run(args),
         Command::Tpm(cmd) => cli::tpm::run(cmd),
+        Command::Store(cmd) => cli::store::run(cmd),
     };
     match result {
         Ok(code) => code,

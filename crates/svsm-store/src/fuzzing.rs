@@ -85,3 +85,49 @@ pub fn open_and_read(image: &[u8]) -> usize {
     let _ = tx.commit();
     ok
 }
+
+/// A valid image built with [`FUZZ_KEY`]: three objects over two commits (a depth-1 object, a small one, and
+/// one replaced), the starting point for [`mutate_and_read`].
+pub fn seed_image(mode: crate::api::LedgerMode) -> Vec<u8> {
+    let build = || -> Result<Vec<u8>, crate::error::StoreError> {
+        let mut dev = MemDisk::new(4096, 24)?;
+        let key = StoreKey::from_bytes(FUZZ_KEY);
+        let params = crate::store::FormatParams::new(mode, alloc::boxed::Box::new(SeededRandom::new(1)));
+        Store::<_, TrustingLedger>::format(&mut dev, &key, params)?;
+        let mut o = OpenOptions::new(alloc::boxed::Box::new(SeededRandom::new(2)));
+        o.enroll = true;
+        let mut s = Store::open(dev, &key, TrustingLedger::default(), o)?;
+        let mut tx = s.begin();
+        tx.put(1, &[0xa5; 9000])?;
+        tx.put(0x10, b"uefi")?;
+        tx.commit()?;
+        let mut tx = s.begin();
+        tx.put(2, &[0x3c; 100])?;
+        tx.put(1, &[0x5a; 5000])?;
+        tx.commit()?;
+        Ok(s.into_parts().0.into_image())
+    };
+    build().unwrap_or_default()
+}
+
+/// Applies `data` as a mutation script to a valid seed image and runs [`open_and_read`] on the result, so
+/// the fuzzer spends its time past the superblock MAC instead of on random bytes that never authenticate.
+///
+/// Script: byte 0 picks the ledger mode and whether to truncate; then 4-byte records
+/// `(offset: u24 LE, xor: u8)` flip bytes; with truncation the last two bytes give the new length in 512ths.
+pub fn mutate_and_read(seed: &[u8], data: &[u8]) -> usize {
+    let mut img = seed.to_vec();
+    if img.is_empty() {
+        return 0;
+    }
+    let Some((&ctl, rest)) = data.split_first() else { return open_and_read(&img) };
+    for rec in rest.chunks_exact(4) {
+        let off = u32::from_le_bytes([rec[0], rec[1], rec[2], 0]) as usize % img.len();
+        img[off] ^= rec[3];
+    }
+    if ctl & 0x80 != 0 && rest.len() >= 2 {
+        let n = u16::from_le_bytes([rest[rest.len() - 2], rest[rest.len() - 1]]) as usize;
+        img.truncate(n.saturating_mul(512).min(img.len()));
+    }
+    open_and_read(&img)
+}

@@ -1,8 +1,29 @@
 //! Ledgers for development and tests. Production ledgers (the KBS, a ledger service) live elsewhere and
-//! implement the same [`Ledger`](crate::Ledger) trait.
+//! implement the same [`Ledger`] trait.
 
 #[cfg(feature = "std")]
 pub use self::host::{FileLedger, MemLedger};
+
+use crate::api::{Ledger, LedgerRecord, VolumeId};
+use crate::error::LedgerError;
+
+/// The "ledger" of a store opened with `Store::open_detached`: there is none, so nothing can be committed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Detached;
+
+impl Ledger for Detached {
+    fn read(&mut self, _volume: &VolumeId) -> Result<Option<LedgerRecord>, LedgerError> {
+        Err(LedgerError::Unavailable("volume opened detached: no ledger".into()))
+    }
+    fn compare_and_set(
+        &mut self,
+        _volume: &VolumeId,
+        _expected: Option<&LedgerRecord>,
+        _new: &LedgerRecord,
+    ) -> Result<(), LedgerError> {
+        Err(LedgerError::Unavailable("volume opened detached: no ledger".into()))
+    }
+}
 
 #[cfg(feature = "std")]
 mod host {

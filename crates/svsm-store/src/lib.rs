@@ -28,11 +28,12 @@ mod tree;
 pub use api::{Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
 pub use crypto::{StoreKey, superblock_hash};
 pub use error::{FeatureKind, LedgerError, RandomError, StoreError, Structure};
+pub use ledger::Detached;
 #[cfg(feature = "std")]
 pub use ledger::{FileLedger, MemLedger, MemLedgerFault};
-#[cfg(feature = "std")]
-pub use rng::OsRandom;
 pub use rng::SeededRandom;
+#[cfg(feature = "std")]
+pub use rng::{OsRandom, PooledOsRandom};
 pub use store::{
     FormatParams, Formatted, HeaderInfo, OpenOptions, OpenReport, Store, StoreStats, Transaction,
     read_headers,

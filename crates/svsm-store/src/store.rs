@@ -43,7 +43,7 @@ impl FormatParams {
 #[cfg(feature = "std")]
 impl Default for FormatParams {
     fn default() -> Self {
-        FormatParams::new(LedgerMode::Strict, Box::new(crate::rng::OsRandom))
+        FormatParams::new(LedgerMode::Strict, Box::new(crate::rng::PooledOsRandom::new()))
     }
 }
 
@@ -71,7 +71,7 @@ impl OpenOptions {
 #[cfg(feature = "std")]
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions::new(Box::new(crate::rng::OsRandom))
+        OpenOptions::new(Box::new(crate::rng::PooledOsRandom::new()))
     }
 }
 
@@ -383,7 +383,20 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
     ///
     /// See `docs/store-format.md` ("Open") for the rules. Never modifies the device; in boot-epoch mode (and
     /// on enrolment) it advances the ledger to the opened generation.
-    pub fn open(mut dev: D, key: &StoreKey, mut ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
+    pub fn open(dev: D, key: &StoreKey, ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
+        Self::open_inner(dev, key, ledger, options, false)
+    }
+
+    fn open_inner(
+        mut dev: D,
+        key: &StoreKey,
+        mut ledger: L,
+        mut options: OpenOptions,
+        detached: bool,
+    ) -> Result<Self, StoreError> {
+        if detached {
+            options.read_only = true;
+        }
         let spb = sectors_per_block(&dev)?;
         let candidates = authenticated_slots(&mut dev, spb, key, options.read_only)?;
         let first = &candidates.first().ok_or(StoreError::Internal("no candidate"))?.0;
@@ -395,7 +408,12 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             return Err(StoreError::DeviceTooSmall { device_blocks: avail, volume_blocks: num_blocks });
         }
         let keys = VolumeKeys::derive(key, &key_context(first));
-        let record = ledger.read(&volume).map_err(StoreError::Ledger)?;
+        let record = if detached {
+            // No freshness anchor: any authentic generation is acceptable (newest first, with fallback).
+            Some(LedgerRecord { generation: 0, superblock_hash: [0; 32] })
+        } else {
+            ledger.read(&volume).map_err(StoreError::Ledger)?
+        };
         let by_gen = |g: u64| candidates.iter().find(|(sb, _)| sb.generation.get() == g);
         let newest = candidates.iter().map(|(sb, _)| sb.generation.get()).max().unwrap_or(0);
 
@@ -403,7 +421,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         let mut report = OpenReport::default();
         let mut order: Vec<&(Superblock, [u8; 32])> = Vec::new();
         let mut advance_from: Option<Option<LedgerRecord>> = None;
-        match (record, mode) {
+        let selection_mode = if detached { LedgerMode::BootEpoch } else { mode };
+        match (record, selection_mode) {
             (None, _) => {
                 let only_gen1 = candidates.len() == 1 && newest == 1;
                 if !options.enroll {
@@ -450,7 +469,9 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                     }
                     return Err(StoreError::Rollback { found: newest, expected: l });
                 }
-                advance_from = Some(Some(rec));
+                if !detached {
+                    advance_from = Some(Some(rec));
+                }
             }
         }
 
@@ -474,6 +495,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                 sb.object_count.get(),
                 g,
                 check,
+                false,
                 &mut |_| {},
             ) {
                 Ok(w) => {
@@ -638,6 +660,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             sink: Some(&mut sink),
             all_nodes: false,
             extent: None,
+            kinds: None,
         };
         let mut scratch = Vec::new();
         let mut vol = self.vol();
@@ -658,6 +681,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             sb.object_count.get(),
             sb.generation.get(),
             DataCheck::All,
+            false,
             &mut |n| {
                 done += n;
                 progress(done, total);
@@ -669,9 +693,31 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         Ok(w.data_blocks_verified)
     }
 
+    /// What every block of the current generation is (superblock slots, table nodes, index nodes, data
+    /// blocks), in address order; blocks not listed are free. Re-walks the tree (metadata only).
+    pub fn block_usage(&mut self) -> Result<Vec<(u64, Structure)>, StoreError> {
+        let sb = self.state.sb;
+        let mut vol = self.vol();
+        let w = tree::walk(
+            &mut vol,
+            &sb.table_root,
+            sb.table_depth,
+            sb.object_count.get(),
+            sb.generation.get(),
+            DataCheck::None,
+            true,
+            &mut |_| {},
+        )?;
+        let mut kinds = w.kinds.unwrap_or_default();
+        kinds.push((0, Structure::Superblock { slot: 0 }));
+        kinds.push((1, Structure::Superblock { slot: 1 }));
+        kinds.sort_by_key(|(a, _)| *a);
+        Ok(kinds)
+    }
+
     /// Starts a transaction. Nothing is visible to `get` or durable until [`Transaction::commit`].
     pub fn begin(&mut self) -> Transaction<'_, D, L> {
-        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0 }
+        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0, run: Vec::new() }
     }
 
     /// Settles a strict commit whose acknowledgement was lost: asks the ledger which generation it holds.
@@ -717,6 +763,15 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
     /// Gives the device and ledger back without touching the ledger (tests: simulate a crash).
     pub fn into_parts(self) -> (D, L) {
         (self.dev, self.ledger)
+    }
+}
+
+impl<D: BlockDevice> Store<D, crate::ledger::Detached> {
+    /// Opens a volume **read-only without any freshness check**: the newest authentic generation on the
+    /// device is used, whatever any ledger says. For backups and offline inspection of images that are not the
+    /// live volume; never for state a guest depends on.
+    pub fn open_detached(dev: D, key: &StoreKey, options: OpenOptions) -> Result<Self, StoreError> {
+        Self::open_inner(dev, key, crate::ledger::Detached, options, true)
     }
 }
 
@@ -825,6 +880,8 @@ pub struct Transaction<'s, D: BlockDevice, L: Ledger> {
     changes: BTreeMap<ObjectId, Change>,
     alloc: Option<Allocator>,
     seals: u64,
+    /// Write buffer reused by every put of the transaction (ciphertext only).
+    run: Vec<u8>,
 }
 
 impl<D: BlockDevice, L: Ledger> core::fmt::Debug for Transaction<'_, D, L> {
@@ -871,8 +928,16 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
             sectors_per_block: store.sectors_per_block,
             key_epoch: store.state.sb.key_epoch.get(),
         };
-        let result =
-            tree::write_object(&mut vol, &mut *store.rng, &mut alloc, id, bytes, birth, &mut self.seals);
+        let result = tree::write_object(
+            &mut vol,
+            &mut *store.rng,
+            &mut alloc,
+            id,
+            bytes,
+            birth,
+            &mut self.seals,
+            &mut self.run,
+        );
         match result {
             Ok((entry, extent)) => {
                 self.release_staged(&mut alloc, id);

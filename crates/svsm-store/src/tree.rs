@@ -23,14 +23,35 @@ use crate::format::{
 };
 
 /// A 4 KiB block buffer on the heap (SVSM stacks are small), zeroized on drop since it held plaintext.
-pub(crate) type BlockBuf = Box<[u8; BLOCK_SIZE]>;
+pub(crate) struct BlockBuf(Box<[u8; BLOCK_SIZE]>);
+
+impl core::ops::Deref for BlockBuf {
+    type Target = [u8; BLOCK_SIZE];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for BlockBuf {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for BlockBuf {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
 
 pub(crate) fn new_block() -> BlockBuf {
-    Box::new([0u8; BLOCK_SIZE])
+    BlockBuf(Box::new([0u8; BLOCK_SIZE]))
 }
 
 /// Largest run of contiguous data blocks read or written in one device call.
 pub(crate) const RUN_BLOCKS: usize = INDEX_FANOUT;
+/// Largest run of contiguous data blocks sealed and written in one device call by `put` (1 MiB).
+const WRITE_RUN_BLOCKS: usize = 256;
 
 /// Volume-wide context every tree operation needs.
 pub(crate) struct Vol<'a, D: BlockDevice> {
@@ -178,11 +199,14 @@ pub(crate) struct Walked {
     pub table_blocks: Vec<u32>,
     pub used: Bitmap,
     pub data_blocks_verified: u64,
+    /// What each block is, when asked for (inspection and tamper campaigns).
+    pub kinds: Option<Vec<(u64, Structure)>>,
 }
 
 /// Walks the whole tree of one superblock, authenticating every table and index node and the data blocks
 /// `check` asks for, and rebuilds the in-use map. Memory: the table entries, 4 bytes per used block, and a
 /// run buffer of 85 blocks.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn walk<D: BlockDevice>(
     vol: &mut Vol<'_, D>,
     root: &Pointer,
@@ -190,9 +214,11 @@ pub(crate) fn walk<D: BlockDevice>(
     object_count: u64,
     generation: u64,
     check: DataCheck,
+    record_kinds: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Walked, StoreError> {
     let mut w = Walked {
+        kinds: record_kinds.then(Vec::new),
         objects: BTreeMap::new(),
         extents: BTreeMap::new(),
         table_blocks: Vec::new(),
@@ -275,6 +301,9 @@ fn walk_table<D: BlockDevice>(
     let addr = ptr.addr.get();
     mark(w, addr, structure)?;
     w.table_blocks.push(addr as u32);
+    if let Some(k) = w.kinds.as_mut() {
+        k.push((addr, structure));
+    }
     let corrupt = |detail| StoreError::Corrupt { block: addr, structure, detail };
     let h = parse_header(&buf);
     if h.node_type != node || h.node_version != NODE_VERSION || h.level != level || h.object_id.get() != 0 {
@@ -367,6 +396,7 @@ fn walk_object<D: BlockDevice>(
             sink: None,
             all_nodes: true,
             extent: Some(&mut extent),
+            kinds: w.kinds.as_mut(),
         };
         visit_subtree(vol, &mut visit, id, &e.root, e.depth, 0, nblocks, scratch, &mut |n| {
             w.data_blocks_verified += n;
@@ -396,6 +426,8 @@ pub(crate) struct Visit<'o> {
     pub all_nodes: bool,
     /// Collects every block address of the object.
     pub extent: Option<&'o mut Vec<u32>>,
+    /// Collects what each block is.
+    pub kinds: Option<&'o mut Vec<(u64, Structure)>>,
 }
 
 /// Descends from `ptr` (a node at `level` covering data blocks `base..`), `nblocks` data blocks in the object.
@@ -421,6 +453,9 @@ pub(crate) fn visit_subtree<D: BlockDevice>(
     let addr = ptr.addr.get();
     if let Some(ext) = v.extent.as_deref_mut() {
         ext.push(addr as u32);
+    }
+    if let Some(k) = v.kinds.as_deref_mut() {
+        k.push((addr, structure));
     }
     let corrupt = |detail| StoreError::Corrupt { block: addr, structure, detail };
     let h = parse_header(&buf);
@@ -479,6 +514,9 @@ fn visit_data_run<D: BlockDevice>(
         if let Some(ext) = v.extent.as_deref_mut() {
             ext.push(addr as u32);
         }
+        if let Some(k) = v.kinds.as_deref_mut() {
+            k.push((addr, structure));
+        }
         let wanted = v.want.contains(&index)
             && (v.sink.is_some()
                 || match v.check {
@@ -510,7 +548,13 @@ fn visit_data_run<D: BlockDevice>(
                 .map_err(|_| StoreError::Internal("run slicing"))?;
             let addr = p.addr.get();
             let aad = vol.aad(node_type::DATA, 0, addr, object, *index);
-            if !vol.keys.open(&aad, &p.nonce, &p.tag, block) {
+            // Verification-only walks never decrypt: no plaintext, half the work.
+            let authentic = if v.sink.is_some() {
+                vol.keys.open(&aad, &p.nonce, &p.tag, block)
+            } else {
+                vol.keys.verify(&aad, &p.nonce, &p.tag, block)
+            };
+            if !authentic {
                 scratch.fill(0);
                 return Err(StoreError::Corrupt {
                     block: addr,
@@ -522,7 +566,10 @@ fn visit_data_run<D: BlockDevice>(
                 sink(*index, block);
             }
         }
-        scratch[..bytes].fill(0);
+        if v.sink.is_some() {
+            // The run held plaintext.
+            scratch[..bytes].fill(0);
+        }
         verified(run.len() as u64);
         i = j;
     }
@@ -549,6 +596,7 @@ impl Allocator {
 
 /// Writes an object's data blocks and index nodes (copy-on-write, never touching live blocks) and returns
 /// its table entry and the blocks it occupies.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_object<D: BlockDevice>(
     vol: &mut Vol<'_, D>,
     rng: &mut dyn RandomSource,
@@ -557,13 +605,19 @@ pub(crate) fn write_object<D: BlockDevice>(
     data: &[u8],
     birth: u64,
     seals: &mut u64,
+    run: &mut Vec<u8>,
 ) -> Result<(ObjectEntry, Vec<u32>), StoreError> {
     let size = data.len() as u64;
     let nblocks = data_blocks(size);
     let depth = depth_for_blocks(nblocks);
     let mut extent = Vec::new();
     let mut ptrs: Vec<Pointer> = Vec::with_capacity(nblocks as usize);
-    let mut run = zeroize::Zeroizing::new(vec![0u8; RUN_BLOCKS.min(nblocks as usize).max(1) * BLOCK_SIZE]);
+    // The run buffer only ever holds ciphertext (full blocks are encrypted straight from `data`, the padded
+    // last block in place), so it needs no zeroizing and can be reused across puts.
+    let want = WRITE_RUN_BLOCKS.min(nblocks as usize).max(1) * BLOCK_SIZE;
+    if run.len() < want {
+        run.resize(want, 0);
+    }
     let mut chunks = data.chunks(BLOCK_SIZE).enumerate().peekable();
     while chunks.peek().is_some() {
         // Fill a run of consecutive addresses.
@@ -578,14 +632,28 @@ pub(crate) fn write_object<D: BlockDevice>(
             let block: &mut [u8; BLOCK_SIZE] = (&mut run[n * BLOCK_SIZE..(n + 1) * BLOCK_SIZE])
                 .try_into()
                 .map_err(|_| StoreError::Internal("run slicing"))?;
-            block[..chunk.len()].copy_from_slice(chunk);
-            block[chunk.len()..].fill(0);
-            ptrs.push(vol.seal(rng, node_type::DATA, 0, addr, id, index as u64, birth, block)?);
+            let ptr = match <&[u8; BLOCK_SIZE]>::try_from(chunk) {
+                Ok(full) => {
+                    let aad = vol.aad(node_type::DATA, 0, addr, id, index as u64);
+                    let (nonce, tag) = vol.keys.seal_into(rng, &aad, full, block)?;
+                    Pointer { addr: addr.into(), birth: birth.into(), nonce, tag, flags: U32::new(0) }
+                }
+                Err(_) => {
+                    block[..chunk.len()].copy_from_slice(chunk);
+                    block[chunk.len()..].fill(0);
+                    vol.seal(rng, node_type::DATA, 0, addr, id, index as u64, birth, block)?
+                }
+            };
+            ptrs.push(ptr);
             *seals += 1;
             n += 1;
             // Continue the run only if the next address is free.
             let next = first + n as u64;
-            if n == RUN_BLOCKS || chunks.peek().is_none() || next >= vol.num_blocks || alloc.busy.get(next) {
+            if n == WRITE_RUN_BLOCKS
+                || chunks.peek().is_none()
+                || next >= vol.num_blocks
+                || alloc.busy.get(next)
+            {
                 break;
             }
             alloc.busy.set(next);

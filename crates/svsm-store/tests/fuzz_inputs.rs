@@ -4,33 +4,13 @@
 mod common;
 
 use common::bytes;
-use svsm_block::MemDisk;
-use svsm_store::fuzzing::{FUZZ_KEY, open_and_read};
-use svsm_store::{FormatParams, LedgerMode, MemLedger, OpenOptions, SeededRandom, Store, StoreKey};
-
-/// A valid image with a few objects, built with the fuzz key.
-pub fn seed_image(mode: LedgerMode, blocks: u64) -> Vec<u8> {
-    let mut dev = MemDisk::new(4096, blocks).unwrap();
-    let key = StoreKey::from_bytes(FUZZ_KEY);
-    Store::<_, MemLedger>::format(&mut dev, &key, FormatParams::new(mode, Box::new(SeededRandom::new(1))))
-        .unwrap();
-    let mut o = OpenOptions::new(Box::new(SeededRandom::new(2)));
-    o.enroll = true;
-    let mut s = Store::open(dev, &key, MemLedger::new(), o).unwrap();
-    let mut tx = s.begin();
-    tx.put(1, &bytes(1, 9000)).unwrap();
-    tx.put(0x10, b"uefi").unwrap();
-    tx.commit().unwrap();
-    let mut tx = s.begin();
-    tx.put(2, &bytes(2, 100)).unwrap();
-    tx.commit().unwrap();
-    s.into_parts().0.into_image()
-}
+use svsm_store::LedgerMode;
+use svsm_store::fuzzing::{mutate_and_read, open_and_read, seed_image};
 
 #[test]
 fn the_seed_images_open_and_read() {
-    assert_eq!(open_and_read(&seed_image(LedgerMode::Strict, 24)), 3);
-    assert_eq!(open_and_read(&seed_image(LedgerMode::BootEpoch, 24)), 3);
+    assert_eq!(open_and_read(&seed_image(LedgerMode::Strict)), 3);
+    assert_eq!(open_and_read(&seed_image(LedgerMode::BootEpoch)), 3);
 }
 
 #[test]
@@ -45,7 +25,7 @@ fn hand_made_inputs_do_not_panic() {
 
 #[test]
 fn mutated_images_never_panic() {
-    let base = [seed_image(LedgerMode::Strict, 24), seed_image(LedgerMode::BootEpoch, 24)];
+    let base = [seed_image(LedgerMode::Strict), seed_image(LedgerMode::BootEpoch)];
     let iterations = if std::env::var_os("SVSM_LONG_TESTS").is_some() { 50_000 } else { 3_000 };
     for i in 0..iterations {
         let r = bytes(i, 16);
@@ -60,6 +40,12 @@ fn mutated_images_never_panic() {
         }
         open_and_read(&img);
     }
+    // The mutation-script entry point the `mutate_image` fuzz target uses.
+    for i in 0..1000u64 {
+        let script = bytes(i + 7, (i as usize % 40) + 1);
+        mutate_and_read(&base[i as usize % 2], &script);
+    }
+    assert_eq!(mutate_and_read(&base[0], &[0]), 3);
     // Pure random images.
     for i in 0..200u64 {
         open_and_read(&bytes(i + 1000, (i as usize % 5 + 1) * 4096));

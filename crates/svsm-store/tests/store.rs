@@ -327,3 +327,22 @@ fn freed_blocks_are_reused_so_the_volume_does_not_leak() {
     // 8 data + 1 index + 1 table + 2 superblocks.
     assert_eq!(s.stats().used_blocks, 12);
 }
+
+#[test]
+fn detached_open_reads_any_authentic_image_but_never_writes() {
+    let (mut s, ledger) = fresh(LedgerMode::Strict, 64, 14);
+    commit_one(&mut s, 0x1_0000, b"old");
+    let (dev, l) = s.into_parts();
+    let old = dev.clone();
+    let mut s = Store::open(dev, &key(), l, opts(1)).unwrap();
+    commit_one(&mut s, 0x1_0000, b"new");
+    assert!(matches!(reopen(old.clone(), &ledger, 2), Err(StoreError::Rollback { .. })));
+    let mut d = Store::open_detached(old, &key(), opts(3)).unwrap();
+    assert_eq!(d.get(0x1_0000).unwrap().unwrap().as_slice(), b"old");
+    let mut tx = d.begin();
+    assert_eq!(tx.put(0x1_0000, b"x"), Err(StoreError::ReadOnly));
+    assert_eq!(
+        Store::open_detached(MemDisk::new(4096, 8).unwrap(), &key(), opts(4)).unwrap_err(),
+        StoreError::Unformatted { detail: "both superblock slots are blank" }
+    );
+}

@@ -2,4 +2,5 @@
 
 pub mod disk;
 pub mod serve;
+pub mod store;
 pub mod tpm;
