@@ -98,7 +98,7 @@ fn main() {
     let mut strict =
         volume(dir.path(), "strict16.img", 8, LedgerMode::Strict, FileLedger::new(&ledger_dir).unwrap());
     let row = compare(
-        "durable commit of a 16 KiB object (strict, FileLedger: +1 fsync'd rename)",
+        "durable commit of a 16 KiB object (strict, FileLedger: +1 pwrite + fdatasync)",
         Plan::new(10, 20),
         "pwrite 16 KiB + fdatasync",
         || {
