@@ -33,6 +33,9 @@ enum Command {
     /// Create, inspect, check, read, write, back up and restore encrypted secure-store volumes.
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// Produce (on the simulated SNP platform) and verify SVSM service attestations.
+    #[command(subcommand)]
+    Attest(cli::attest::AttestCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Tpm(cmd) => cli::tpm::run(cmd),
         Command::Store(cmd) => cli::store::run(cmd),
+        Command::Attest(cmd) => cli::attest::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod attest;
 pub mod disk;
 pub mod serve;
 pub mod store;
