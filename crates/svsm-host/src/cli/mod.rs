@@ -2,6 +2,7 @@
 
 pub mod attest;
 pub mod disk;
+pub mod harness;
 pub mod serve;
 pub mod store;
 pub mod tpm;
