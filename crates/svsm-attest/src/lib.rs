@@ -13,6 +13,7 @@
 
 pub mod chain;
 pub mod error;
+pub mod fuzzing;
 pub mod report;
 pub mod simulated;
 pub mod verify;

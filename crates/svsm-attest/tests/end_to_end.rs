@@ -280,3 +280,17 @@ fn selector_attestation_verifies_with_the_selector_binding() {
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &other));
     assert_eq!(verify_attestation(&ev).err(), Some(VerifyError::ReportDataMismatch));
 }
+
+#[test]
+fn fuzz_verify_seeded_inputs_never_accept_or_panic() {
+    use rand::RngCore;
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let mut buf = vec![0u8; 1600];
+    for i in 0..300 {
+        let len = (i * 13) % buf.len();
+        rng.fill_bytes(&mut buf[..len]);
+        svsm_attest::fuzzing::verify(&buf[..len]);
+    }
+    svsm_attest::fuzzing::verify(&[]);
+    svsm_attest::fuzzing::verify(&tpm::ek_rsa2048_template());
+}

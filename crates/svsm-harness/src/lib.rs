@@ -12,6 +12,7 @@
 //! * [`SocketTransport`]: the guest side, an [`svsm_protocol::guest::SvsmTransport`].
 
 pub mod frame;
+pub mod fuzzing;
 pub mod memory;
 pub mod server;
 pub mod simulated;
