@@ -82,6 +82,12 @@ fn scalar(field: &[u8]) -> Result<p384::FieldBytes, VerifyError> {
 /// Runs every check; the first that fails is returned.
 pub fn verify_attestation(e: &Evidence<'_>) -> Result<Verified, VerifyError> {
     let claims = verify_chain(e.trusted_ark, e.ark, e.ask, e.vcek)?;
+    verify_report(claims, e)
+}
+
+/// The checks after the chain: report format, signature under the VCEK, TCB and chip against the VCEK's
+/// claims, VMPL, the REPORT_DATA binding, and the manifest. `e`'s certificates are not looked at.
+pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, VerifyError> {
     if e.report.len() != REPORT_SIZE {
         return Err(VerifyError::ReportFormat(format!("{} bytes, expected {REPORT_SIZE}", e.report.len())));
     }

@@ -8,17 +8,16 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use der::{DecodePem, EncodePem};
 use rand::RngCore;
-use rsa::traits::PublicKeyParts;
 use svsm_attest::chain::{SimulatedRoots, parse_certificate, parse_pem_bundle};
 use svsm_attest::verify::Evidence;
-use svsm_attest::{SimulatedSnp, SimulatedSnpConfig, verify_attestation};
+use svsm_attest::{SimulatedSnpConfig, verify_attestation};
+use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_protocol::guest::{DirectTransport, Guest};
 use svsm_protocol::guid::{
     CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID,
 };
 use svsm_protocol::manifest::parse_certificate_table;
-use svsm_protocol::model::{SimulatedRmp, SimulatedVcpus};
-use svsm_protocol::{Guid, Svsm, SvsmConfig, VecGuestMemory};
+use svsm_protocol::{Guid, VecGuestMemory};
 use x509_cert::Certificate;
 
 #[derive(Debug, Subcommand)]
@@ -122,21 +121,10 @@ fn simulate(
     }
     eprintln!("generating simulated AMD roots (RSA-4096), a VCEK and an EK; this takes a few seconds");
     let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let snp = SimulatedSnp::new(roots.clone(), config, &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ek = rsa::RsaPrivateKey::new(&mut rng, 2048)?;
-    let modulus: [u8; 256] =
-        ek.n().to_bytes_be().try_into().map_err(|_| anyhow::anyhow!("EK modulus size"))?;
-    let mut seed = [0u8; 32];
-    rng.fill_bytes(&mut seed);
-    let svsm = Svsm::new(
-        SvsmConfig { svsm_base: 0x7f_0000, svsm_size: 0x1_0000, initial_caa: 0x1000 },
-        Box::new(SimulatedRmp::new()),
-        Box::new(SimulatedVcpus::new(1)),
-        Some(Box::new(svsm_protocol::doubles::VtpmDouble::new(modulus, seed))),
-        Box::new(snp),
-    );
+    let svsm =
+        simulated_svsm(8 << 20, roots.clone(), config, &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?;
     let transport = DirectTransport { svsm, memory: VecGuestMemory::new(0, 8 << 20) };
-    let mut guest = Guest::new(transport, 0x1000, 0x10_0000, 0x40_0000);
+    let mut guest = Guest::new(transport, CALLING_AREA, GUEST_FREE_START, guest_free_end(8 << 20));
     let service = if single_service { VTPM_SERVICE_GUID } else { Guid::NULL };
     let evidence =
         guest.attest(&nonce, service, 0, None).map_err(|e| anyhow::anyhow!("attestation failed: {e}"))?;
