@@ -11,7 +11,7 @@ use svsm_attest::chain::SimulatedRoots;
 use svsm_attest::{SimulatedSnp, SimulatedSnpConfig};
 use svsm_protocol::doubles::VtpmDouble;
 use svsm_protocol::model::{SimulatedRmp, SimulatedVcpus};
-use svsm_protocol::{Svsm, SvsmConfig};
+use svsm_protocol::{Svsm, SvsmConfig, VtpmService};
 
 /// gPA of the BSP's calling area.
 pub const CALLING_AREA: u64 = 0x1000;
@@ -27,18 +27,30 @@ pub fn guest_free_end(memory_size: u64) -> u64 {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Builds an SVSM for `memory_size` bytes of guest memory on a simulated SNP platform issued by `roots`.
+/// Builds an SVSM for `memory_size` bytes of guest memory on a simulated SNP platform issued by `roots`, with
+/// the vTPM double (a fresh RSA-2048 EK) as its vTPM.
 pub fn simulated_svsm(
     memory_size: u64,
     roots: Arc<SimulatedRoots>,
     config: SimulatedSnpConfig,
     rng: &mut (impl CryptoRng + RngCore),
 ) -> Result<Svsm, BoxError> {
-    let snp = SimulatedSnp::new(roots, config, rng)?;
     let ek = rsa::RsaPrivateKey::new(rng, 2048)?;
     let modulus: [u8; 256] = ek.n().to_bytes_be().try_into().map_err(|_| "EK modulus is not 256 bytes")?;
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
+    simulated_svsm_with(memory_size, roots, config, Some(Box::new(VtpmDouble::new(modulus, seed))), rng)
+}
+
+/// Builds an SVSM on the simulated SNP platform with the given vTPM service (e.g. the libtpms vTPM).
+pub fn simulated_svsm_with(
+    memory_size: u64,
+    roots: Arc<SimulatedRoots>,
+    config: SimulatedSnpConfig,
+    vtpm: Option<Box<dyn VtpmService + Send>>,
+    rng: &mut (impl CryptoRng + RngCore),
+) -> Result<Svsm, BoxError> {
+    let snp = SimulatedSnp::new(roots, config, rng)?;
     Ok(Svsm::new(
         SvsmConfig {
             svsm_base: guest_free_end(memory_size),
@@ -47,7 +59,7 @@ pub fn simulated_svsm(
         },
         Box::new(SimulatedRmp::new()),
         Box::new(SimulatedVcpus::new(1)),
-        Some(Box::new(VtpmDouble::new(modulus, seed))),
+        vtpm,
         Box::new(snp),
     ))
 }

@@ -52,6 +52,47 @@ pub fn run_serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Starts the SVSM call interface for `vtpm` on a background thread (used by `serve --svsm-socket`).
+pub fn start_svsm_interface(
+    socket: &Path,
+    memory: &Path,
+    memory_mib: u64,
+    ark_out: &Path,
+    vtpm: Box<dyn svsm_protocol::VtpmService + Send>,
+) -> anyhow::Result<()> {
+    let size =
+        memory_mib.checked_mul(1 << 20).filter(|s| *s >= 4 << 20).context("--svsm-memory-mib must be 4..")?;
+    let mut rng = rand::rngs::OsRng;
+    let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let pem = roots.ark.to_pem(der::pem::LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(ark_out, pem).with_context(|| format!("cannot write {}", ark_out.display()))?;
+    let svsm = svsm_harness::simulated::simulated_svsm_with(
+        size,
+        roots,
+        SimulatedSnpConfig::default(),
+        Some(vtpm),
+        &mut rng,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    FileGuestMemory::create(memory, size).with_context(|| format!("cannot create {}", memory.display()))?;
+    // A socket left by an earlier run is replaced; anything else at that path is an error from bind below.
+    if std::fs::symlink_metadata(socket)
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+    {
+        std::fs::remove_file(socket)
+            .with_context(|| format!("cannot remove stale socket {}", socket.display()))?;
+    }
+    let listener =
+        UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let memory = memory.to_path_buf();
+    std::thread::spawn(move || {
+        if let Err(err) = serve(listener, Arc::new(Mutex::new(svsm)), memory, None) {
+            tracing::error!(%err, "SVSM interface stopped");
+        }
+    });
+    Ok(())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GuestCommand {
     /// configfs-tsm style attestation (resize-and-retry like Linux); writes report.bin, manifest.bin,
