@@ -37,8 +37,8 @@ enum Command {
     #[command(subcommand)]
     Attest(cli::attest::AttestCommand),
     /// Expose the SVSM call interface on this host: guest memory in a shared file, VMGEXITs as register
-    /// frames on a Unix socket (simulated SNP platform; vTPM = TPM wire-format double until the libtpms vTPM
-    /// is wired behind `svsm_protocol::VtpmService`).
+    /// frames on a Unix socket, on a simulated SNP platform with svsm-protocol's TPM wire-format double as the
+    /// vTPM (no state; `serve --svsm-socket` does the same for the real vTPM).
     SvsmServe {
         /// Unix socket to listen on.
         #[arg(long)]

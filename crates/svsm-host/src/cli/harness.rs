@@ -43,7 +43,7 @@ pub fn run_serve(
         format!("cannot listen on {} (remove a stale socket file first)", socket.display())
     })?;
     eprintln!(
-        "serving SVSM calls on {} with guest memory {} ({} MiB); vTPM = TPM wire-format double",
+        "serving SVSM calls on {} with guest memory {} ({} MiB); vTPM = TPM wire-format double (use `serve --svsm-socket` for the real vTPM)",
         socket.display(),
         memory.display(),
         memory_mib
