@@ -33,6 +33,29 @@ enum Command {
     /// Create, inspect, check, read, write, back up and restore encrypted secure-store volumes.
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// Produce (on the simulated SNP platform) and verify SVSM service attestations.
+    #[command(subcommand)]
+    Attest(cli::attest::AttestCommand),
+    /// Expose the SVSM call interface on this host: guest memory in a shared file, VMGEXITs as register
+    /// frames on a Unix socket, on a simulated SNP platform with svsm-protocol's TPM wire-format double as the
+    /// vTPM (no state; `serve --svsm-socket` does the same for the real vTPM).
+    SvsmServe {
+        /// Unix socket to listen on.
+        #[arg(long)]
+        svsm_socket: std::path::PathBuf,
+        /// Guest-memory file to create (shared with guests).
+        #[arg(long)]
+        memory: std::path::PathBuf,
+        /// Guest memory size in MiB.
+        #[arg(long, default_value_t = 8)]
+        memory_mib: u64,
+        /// Write the simulated ARK (the trust anchor for `attest verify`) here.
+        #[arg(long)]
+        ark_out: Option<std::path::PathBuf>,
+    },
+    /// Act as a guest against `svsm-host serve`, the way the Linux drivers do.
+    #[command(subcommand)]
+    Guest(cli::harness::GuestCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +69,11 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Tpm(cmd) => cli::tpm::run(cmd),
         Command::Store(cmd) => cli::store::run(cmd),
+        Command::Attest(cmd) => cli::attest::run(cmd),
+        Command::SvsmServe { svsm_socket, memory, memory_mib, ark_out } => {
+            cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out)
+        }
+        Command::Guest(cmd) => cli::harness::run_guest(cmd),
     };
     match result {
         Ok(code) => code,

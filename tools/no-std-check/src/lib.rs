@@ -45,4 +45,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
         + core::mem::size_of_val(&flash)
         + POOL.free_pages()
         + svsm_vtpm::svsm_page::parse_request(&[]).is_err() as usize
+        + svsm_protocol::tpm::ek_rsa2048_template().len()
 }

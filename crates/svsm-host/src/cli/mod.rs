@@ -1,6 +1,8 @@
 //! One module per command group.
 
+pub mod attest;
 pub mod disk;
+pub mod harness;
 pub mod serve;
 pub mod store;
 pub mod tpm;

@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// Let clients stop the daemon (mssim TPM_STOP). Off by default so one client cannot stop it for all.
     #[arg(long)]
     allow_remote_stop: bool,
+    /// Also expose the SVSM call interface (core, attestation, vTPM protocols) on this Unix socket, backed by
+    /// this vTPM and a *simulated* SNP platform; guests use `svsm-host guest ...` or the harness transport.
+    #[arg(long)]
+    svsm_socket: Option<PathBuf>,
+    /// Guest-memory file for --svsm-socket. Default: `<state-dir>/guest.mem`.
+    #[arg(long)]
+    svsm_memory: Option<PathBuf>,
+    /// Guest memory size in MiB for --svsm-socket.
+    #[arg(long, default_value_t = 8)]
+    svsm_memory_mib: u64,
     #[command(flatten)]
     manufacture: ManufactureArgs,
 }
@@ -93,6 +103,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let bound =
         server::start(&shared, &listen).context("binding the vTPM sockets (is another instance running?)")?;
+    if let Some(socket) = &args.svsm_socket {
+        let memory = args.svsm_memory.clone().unwrap_or_else(|| args.state_dir.join("guest.mem"));
+        let ark = args.state_dir.join("simulated-ark.pem");
+        let vtpm = server::SvsmVtpm(shared.clone());
+        crate::cli::harness::start_svsm_interface(
+            socket,
+            &memory,
+            args.svsm_memory_mib,
+            &ark,
+            Box::new(vtpm),
+        )?;
+        println!(
+            "svsm    SVSM calls on {} (guest memory {}; simulated SNP platform, trust anchor {})",
+            socket.display(),
+            memory.display(),
+            ark.display()
+        );
+    }
     tracing::info!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "vTPM ready");
     println!(
         "vTPM serving the encrypted store in {} (ledger: {}/ledger; the file ledger and a key file in the \

@@ -51,6 +51,20 @@ impl Shared {
     }
 }
 
+/// The same vTPM as seen through the SVSM vTPM protocol (`serve --svsm-socket`): commands run at the
+/// locality given, under the one lock every other client uses.
+#[derive(Debug, Clone)]
+pub struct SvsmVtpm(pub Arc<Shared>);
+
+impl svsm_protocol::VtpmService for SvsmVtpm {
+    fn send_command(&mut self, locality: u8, command: &[u8]) -> Result<Vec<u8>, svsm_protocol::VtpmError> {
+        self.0.lock().execute_at(locality, command).map_err(|err| {
+            error!(%err, "vTPM failed a command from the SVSM interface; response withheld");
+            svsm_protocol::VtpmError::Engine("the vTPM engine failed; see the host log")
+        })
+    }
+}
+
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 enum ConnError {

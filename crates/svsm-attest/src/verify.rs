@@ -1,0 +1,171 @@
+//! The verifier: from a report, a manifest, a nonce, a trust anchor and the certificates to a verdict and the
+//! vTPM's EK.
+
+use p384::ecdsa::signature::Verifier;
+use rsa::pkcs8::EncodePublicKey;
+use sev::firmware::guest::AttestationReport;
+use sev::parser::ByteParser;
+use svsm_protocol::attest::{report_data, report_data_with_selector};
+use svsm_protocol::guid::{Guid, SERVICES_MANIFEST_GUID, VTPM_SERVICE_GUID};
+use svsm_protocol::manifest::parse_services_manifest;
+use svsm_protocol::tpm;
+use x509_cert::Certificate;
+
+use crate::chain::{Tcb, VcekClaims, tcb_array, verify_chain};
+use crate::error::VerifyError;
+use crate::report::{
+    REPORT_DATA_OFFSET, REPORT_SIZE, SIG_ALGO_ECDSA_P384_SHA384, SIGNATURE_R_OFFSET, SIGNATURE_S_OFFSET,
+    SIGNED_LEN,
+};
+
+/// Everything the verifier is given.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// The raw 1184-byte report.
+    pub report: &'a [u8],
+    /// The manifest returned with it (services manifest, or one service's manifest).
+    pub manifest: &'a [u8],
+    /// The 64-byte nonce the relying party chose.
+    pub nonce: &'a [u8],
+    /// The selector of an ATTEST_SINGLE_SERVICE_EX request: (service, manifest version, selector bytes).
+    pub selector: Option<(Guid, u32, &'a [u8])>,
+    /// The trusted ARK.
+    pub trusted_ark: &'a Certificate,
+    /// The chain: ARK (may equal the anchor), ASK, VCEK.
+    pub ark: &'a Certificate,
+    /// ASK.
+    pub ask: &'a Certificate,
+    /// VCEK.
+    pub vcek: &'a Certificate,
+    /// Require this VMPL in the report (the SVSM requests VMPL0).
+    pub required_vmpl: Option<u32>,
+}
+
+/// The vTPM's endorsement key as attested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndorsementKey {
+    /// The TPMT_PUBLIC bytes.
+    pub tpmt_public: Vec<u8>,
+    /// Name = nameAlg || H(TPMT_PUBLIC).
+    pub name: Vec<u8>,
+    /// SubjectPublicKeyInfo PEM, for RSA keys.
+    pub public_key_pem: Option<String>,
+    /// Parsed structure.
+    pub public: tpm::TpmtPublic,
+}
+
+/// A verified attestation.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The report, parsed.
+    pub report: AttestationReport,
+    /// What the VCEK asserted.
+    pub vcek: VcekClaims,
+    /// Services in the manifest (a single-service manifest appears as one vTPM entry).
+    pub services: Vec<(Guid, Vec<u8>)>,
+    /// The vTPM EK, if the manifest lists the vTPM.
+    pub ek: Option<EndorsementKey>,
+}
+
+fn scalar(field: &[u8]) -> Result<p384::FieldBytes, VerifyError> {
+    // 72-byte little-endian field; P-384 scalars use the low 48 bytes and the rest must be zero.
+    if field.len() != 72 || field[48..].iter().any(|b| *b != 0) {
+        return Err(VerifyError::ReportSignature);
+    }
+    let mut be = [0u8; 48];
+    for (dst, src) in be.iter_mut().zip(field[..48].iter().rev()) {
+        *dst = *src;
+    }
+    Ok(be.into())
+}
+
+/// Runs every check; the first that fails is returned.
+pub fn verify_attestation(e: &Evidence<'_>) -> Result<Verified, VerifyError> {
+    let claims = verify_chain(e.trusted_ark, e.ark, e.ask, e.vcek)?;
+    verify_report(claims, e)
+}
+
+/// The checks after the chain: report format, signature under the VCEK, TCB and chip against the VCEK's
+/// claims, VMPL, the REPORT_DATA binding, and the manifest. `e`'s certificates are not looked at.
+pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, VerifyError> {
+    if e.report.len() != REPORT_SIZE {
+        return Err(VerifyError::ReportFormat(format!("{} bytes, expected {REPORT_SIZE}", e.report.len())));
+    }
+    let report =
+        AttestationReport::from_bytes(e.report).map_err(|err| VerifyError::ReportFormat(err.to_string()))?;
+    if !(2..=5).contains(&report.version) {
+        return Err(VerifyError::ReportFormat(format!("unsupported version {}", report.version)));
+    }
+    if report.sig_algo != SIG_ALGO_ECDSA_P384_SHA384 {
+        return Err(VerifyError::SignatureAlgorithm(report.sig_algo));
+    }
+    let r = scalar(&e.report[SIGNATURE_R_OFFSET..SIGNATURE_R_OFFSET + 72])?;
+    let s = scalar(&e.report[SIGNATURE_S_OFFSET..SIGNATURE_S_OFFSET + 72])?;
+    let sig = p384::ecdsa::Signature::from_scalars(r, s).map_err(|_| VerifyError::ReportSignature)?;
+    claims.key.verify(&e.report[..SIGNED_LEN], &sig).map_err(|_| VerifyError::ReportSignature)?;
+
+    let reported = Tcb {
+        bootloader: report.reported_tcb.bootloader,
+        tee: report.reported_tcb.tee,
+        snp: report.reported_tcb.snp,
+        microcode: report.reported_tcb.microcode,
+    };
+    if reported != claims.tcb {
+        return Err(VerifyError::TcbMismatch { report: tcb_array(reported), vcek: tcb_array(claims.tcb) });
+    }
+    if claims.hw_id.as_slice() != report.chip_id.as_slice() {
+        return Err(VerifyError::ChipIdMismatch);
+    }
+    if let Some(expected) = e.required_vmpl
+        && report.vmpl != expected
+    {
+        return Err(VerifyError::Vmpl { expected, actual: report.vmpl });
+    }
+    if e.nonce.len() != 64 {
+        return Err(VerifyError::NonceSize(e.nonce.len()));
+    }
+    let expected = match e.selector {
+        Some((guid, version, sel)) if !sel.is_empty() => {
+            report_data_with_selector(e.nonce, guid, version, sel, e.manifest)
+        }
+        _ => report_data(e.nonce, e.manifest),
+    };
+    if e.report[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64] != expected || report.report_data != expected {
+        return Err(VerifyError::ReportDataMismatch);
+    }
+
+    let services: Vec<(Guid, Vec<u8>)> = if e.manifest.starts_with(SERVICES_MANIFEST_GUID.as_bytes()) {
+        parse_services_manifest(e.manifest)
+            .map_err(|err| VerifyError::Manifest(err.to_string()))?
+            .into_iter()
+            .map(|s| (s.guid, s.data.to_vec()))
+            .collect()
+    } else {
+        vec![(VTPM_SERVICE_GUID, e.manifest.to_vec())]
+    };
+    let ek = match services.iter().find(|(g, _)| *g == VTPM_SERVICE_GUID) {
+        Some((_, bytes)) => Some(endorsement_key(bytes)?),
+        None => None,
+    };
+    Ok(Verified { report, vcek: claims, services, ek })
+}
+
+/// Parses a vTPM manifest (TPMT_PUBLIC) into the EK, its Name and (for RSA) its public key.
+pub fn endorsement_key(tpmt_public: &[u8]) -> Result<EndorsementKey, VerifyError> {
+    let public = tpm::parse_tpmt_public(tpmt_public).map_err(|err| VerifyError::EkPublic(err.to_string()))?;
+    let name = tpm::object_name(public.name_alg, tpmt_public)
+        .ok_or_else(|| VerifyError::EkPublic(format!("unsupported nameAlg {:#06x}", public.name_alg)))?;
+    let public_key_pem = match &public.key {
+        tpm::PublicKey::Rsa { exponent, modulus, .. } => {
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from(e))
+                .map_err(|err| VerifyError::EkPublic(err.to_string()))?;
+            Some(
+                key.to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                    .map_err(|err| VerifyError::EkPublic(err.to_string()))?,
+            )
+        }
+        _ => None,
+    };
+    Ok(EndorsementKey { tpmt_public: tpmt_public.to_vec(), name, public_key_pem, public })
+}

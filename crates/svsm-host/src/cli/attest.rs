@@ -1,0 +1,242 @@
+//! `svsm-host attest ...`: produce attestation evidence on the simulated SNP platform, and verify evidence.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use der::{DecodePem, EncodePem};
+use rand::RngCore;
+use svsm_attest::chain::{SimulatedRoots, parse_certificate, parse_pem_bundle};
+use svsm_attest::verify::Evidence;
+use svsm_attest::{SimulatedSnpConfig, verify_attestation};
+use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
+use svsm_protocol::guest::{DirectTransport, Guest};
+use svsm_protocol::guid::{
+    CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID,
+};
+use svsm_protocol::manifest::parse_certificate_table;
+use svsm_protocol::{Guid, VecGuestMemory};
+use x509_cert::Certificate;
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Produce evidence as a guest would get it through SVSM_ATTEST_SERVICES, on the *simulated* SNP
+    /// platform (fresh simulated AMD roots and VCEK), so that `attest verify` can be tried without hardware.
+    /// The vTPM behind it is the protocol crate's TPM wire-format double until the real vTPM is wired in.
+    Simulate {
+        /// Directory to write report.bin, manifest.bin, nonce.bin, certs.bin, ark.pem, chain.pem into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The 64-byte nonce as 128 hex digits (random if omitted).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// Ask for the vTPM service alone (ATTEST_SINGLE_SERVICE) instead of all services.
+        #[arg(long)]
+        single_service: bool,
+        /// MEASUREMENT to put in the report (96 hex digits).
+        #[arg(long)]
+        measurement: Option<String>,
+        /// HOST_DATA to put in the report (64 hex digits).
+        #[arg(long)]
+        host_data: Option<String>,
+    },
+    /// Verify an SVSM services attestation: ARK -> ASK -> VCEK chain against a trusted ARK, the report
+    /// signature and TCB, REPORT_DATA = SHA-512(nonce || manifest), the services manifest; prints the vTPM's
+    /// EK public key and EK Name. Exit status 0 = accepted, 1 = rejected.
+    Verify {
+        /// The raw 1184-byte attestation report (configfs-tsm outblob).
+        #[arg(long)]
+        report: PathBuf,
+        /// The manifest (configfs-tsm manifestblob).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The nonce as 128 hex digits.
+        #[arg(long, conflicts_with = "nonce_file")]
+        nonce: Option<String>,
+        /// The nonce as a 64-byte file (configfs-tsm inblob).
+        #[arg(long)]
+        nonce_file: Option<PathBuf>,
+        /// The trusted ARK certificate (PEM). For real hardware this is AMD's ARK for the product.
+        #[arg(long)]
+        ark: PathBuf,
+        /// PEM bundle with the ASK then the VCEK (e.g. from AMD's KDS).
+        #[arg(long, conflicts_with = "certs")]
+        chain: Option<PathBuf>,
+        /// The GHCB certificate table returned with an extended report (configfs-tsm auxblob).
+        #[arg(long)]
+        certs: Option<PathBuf>,
+        /// Selector file of an ATTEST_SINGLE_SERVICE_EX request (vTPM service, manifest version 0).
+        #[arg(long)]
+        selector: Option<PathBuf>,
+        /// Require this VMPL in the report (the SVSM attests at VMPL 0).
+        #[arg(long, default_value_t = 0)]
+        vmpl: u32,
+    },
+}
+
+fn hex_array<const N: usize>(what: &str, text: &str) -> anyhow::Result<[u8; N]> {
+    let bytes = hex::decode(text.trim()).with_context(|| format!("{what} must be hex"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{what} must be {N} bytes, got {}", b.len()))
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AttestCommand::Simulate { out, nonce, single_service, measurement, host_data } => {
+            simulate(&out, nonce, single_service, measurement, host_data)
+        }
+        AttestCommand::Verify { report, manifest, nonce, nonce_file, ark, chain, certs, selector, vmpl } => {
+            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, vmpl)
+        }
+    }
+}
+
+fn simulate(
+    out: &Path,
+    nonce: Option<String>,
+    single_service: bool,
+    measurement: Option<String>,
+    host_data: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut rng = rand::rngs::OsRng;
+    let nonce = match nonce {
+        Some(h) => hex_array::<64>("--nonce", &h)?,
+        None => {
+            let mut n = [0u8; 64];
+            rng.fill_bytes(&mut n);
+            n
+        }
+    };
+    let mut config = SimulatedSnpConfig::default();
+    if let Some(m) = measurement {
+        config.measurement = hex_array("--measurement", &m)?;
+    }
+    if let Some(h) = host_data {
+        config.host_data = hex_array("--host-data", &h)?;
+    }
+    eprintln!("generating simulated AMD roots (RSA-4096), a VCEK and an EK; this takes a few seconds");
+    let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let svsm =
+        simulated_svsm(8 << 20, roots.clone(), config, &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let transport = DirectTransport { svsm, memory: VecGuestMemory::new(0, 8 << 20) };
+    let mut guest = Guest::new(transport, CALLING_AREA, GUEST_FREE_START, guest_free_end(8 << 20));
+    let service = if single_service { VTPM_SERVICE_GUID } else { Guid::NULL };
+    let evidence =
+        guest.attest(&nonce, service, 0, None).map_err(|e| anyhow::anyhow!("attestation failed: {e}"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let pem = |c: &Certificate| c.to_pem(der::pem::LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"));
+    let write = |name: &str, data: &[u8]| {
+        std::fs::write(out.join(name), data)
+            .with_context(|| format!("cannot write {}", out.join(name).display()))
+    };
+    write("report.bin", &evidence.report)?;
+    write("manifest.bin", &evidence.manifest)?;
+    write("nonce.bin", &nonce)?;
+    write("certs.bin", &evidence.certificates)?;
+    write("ark.pem", pem(&roots.ark)?.as_bytes())?;
+    let table = parse_certificate_table(&evidence.certificates)?;
+    let vcek_der = table.iter().find(|e| e.guid == CERT_TABLE_VCEK_GUID).context("no VCEK in table")?.data;
+    let vcek = parse_certificate("VCEK", vcek_der)?;
+    write("chain.pem", format!("{}{}", pem(&roots.ask)?, pem(&vcek)?).as_bytes())?;
+    println!("wrote report.bin, manifest.bin, nonce.bin, certs.bin, ark.pem, chain.pem to {}", out.display());
+    println!(
+        "try: svsm-host attest verify --report {0}/report.bin --manifest {0}/manifest.bin --nonce-file {0}/nonce.bin --ark {0}/ark.pem --certs {0}/certs.bin",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    report: &Path,
+    manifest: &Path,
+    nonce: Option<String>,
+    nonce_file: Option<PathBuf>,
+    ark: &Path,
+    chain: Option<PathBuf>,
+    certs: Option<PathBuf>,
+    selector: Option<PathBuf>,
+    vmpl: u32,
+) -> anyhow::Result<ExitCode> {
+    let report = read(report)?;
+    let manifest = read(manifest)?;
+    let nonce = match (nonce, nonce_file) {
+        (Some(h), _) => hex::decode(h.trim()).context("--nonce must be hex")?,
+        (None, Some(f)) => read(&f)?,
+        (None, None) => bail!("give the nonce with --nonce HEX or --nonce-file FILE"),
+    };
+    let trusted = Certificate::from_pem(read(ark)?).context("--ark must be a PEM certificate")?;
+    let (ask, vcek, chain_ark) = match (chain, certs) {
+        (Some(p), _) => {
+            let text = String::from_utf8(read(&p)?).context("--chain must be PEM text")?;
+            let certs = parse_pem_bundle("chain", &text)?;
+            match certs.as_slice() {
+                [ask, vcek] => (ask.clone(), vcek.clone(), trusted.clone()),
+                [ask, vcek, ark] => (ask.clone(), vcek.clone(), ark.clone()),
+                _ => bail!("--chain must hold the ASK then the VCEK (optionally the ARK last)"),
+            }
+        }
+        (None, Some(p)) => {
+            let table_bytes = read(&p)?;
+            let table =
+                parse_certificate_table(&table_bytes).context("--certs is not a GHCB certificate table")?;
+            let get = |g: Guid, which: &'static str| -> anyhow::Result<Certificate> {
+                let e =
+                    table.iter().find(|e| e.guid == g).with_context(|| format!("no {which} in --certs"))?;
+                Ok(parse_certificate(which, e.data)?)
+            };
+            let ark = match table.iter().find(|e| e.guid == CERT_TABLE_ARK_GUID) {
+                Some(e) => parse_certificate("ARK", e.data)?,
+                None => trusted.clone(),
+            };
+            (get(CERT_TABLE_ASK_GUID, "ASK")?, get(CERT_TABLE_VCEK_GUID, "VCEK")?, ark)
+        }
+        (None, None) => bail!("give the ASK and VCEK with --chain PEM or --certs TABLE"),
+    };
+    let selector = selector.map(|p| read(&p)).transpose()?;
+    let evidence = Evidence {
+        report: &report,
+        manifest: &manifest,
+        nonce: &nonce,
+        selector: selector.as_deref().map(|s| (VTPM_SERVICE_GUID, 0, s)),
+        trusted_ark: &trusted,
+        ark: &chain_ark,
+        ask: &ask,
+        vcek: &vcek,
+        required_vmpl: Some(vmpl),
+    };
+    match verify_attestation(&evidence) {
+        Ok(v) => {
+            println!("verdict: ACCEPTED");
+            println!(
+                "report version {}, VMPL {}, product {}",
+                v.report.version, v.report.vmpl, v.vcek.product_name
+            );
+            println!("measurement: {}", hex::encode(v.report.measurement));
+            println!("host_data:   {}", hex::encode(v.report.host_data));
+            for (guid, data) in &v.services {
+                println!("service {guid}: {} bytes", data.len());
+            }
+            match v.ek {
+                Some(ek) => {
+                    println!("vTPM EK Name: {}", hex::encode(&ek.name));
+                    match ek.public_key_pem {
+                        Some(pem) => print!("vTPM EK public key:\n{pem}"),
+                        None => println!("vTPM EK TPMT_PUBLIC: {}", hex::encode(&ek.tpmt_public)),
+                    }
+                }
+                None => println!("no vTPM service in the manifest"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            println!("verdict: REJECTED: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The SVSM calls a guest makes, as a library: wire types, the calling area, guest-memory copy-in/copy-out,
+//! and a dispatcher for the core, attestation and vTPM protocols.
+//!
+//! A guest reaches the SVSM only through calls (RAX = `(protocol << 32) | call`, parameters in RCX/RDX/R8/R9)
+//! and buffers in its own memory, and the Linux (`tpm_svsm`, `sev-guest` configfs-tsm) and EDK2 drivers
+//! already exist, so every byte and every result code here follows what those peers do, including their
+//! retry contracts. Everything a guest supplies is untrusted: it is bounds-checked, copied in once, and
+//! results are copied out; no Rust reference into guest memory exists.
+//!
+//! * [`api`]: [`GuestMemory`] and the platform services ([`VtpmService`], [`SnpPlatform`], ...).
+//! * [`wire`]: every guest-memory structure with compile-time layout asserts.
+//! * [`Svsm`] ([`dispatch`]): decodes RAX and runs [`core_protocol`], [`attest`] and [`vtpm`] calls.
+//! * [`manifest`], [`tpm`], [`guid`]: the services manifest, the TPM marshalling the SVSM needs, GUIDs.
+//! * [`model`]: the page-state (RMP) and vCPU models a host-side SVSM runs against.
+//! * With `doubles`: [`doubles`], test doubles for the vTPM and the SNP firmware.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod api;
+pub mod attest;
+pub mod core_protocol;
+pub mod dispatch;
+pub mod error;
+pub mod guest;
+pub mod guid;
+pub mod manifest;
+pub mod memory;
+pub mod model;
+pub mod tpm;
+pub mod vtpm;
+pub mod wire;
+
+#[cfg(feature = "doubles")]
+pub mod doubles;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use api::{
+    CertificateRequest, GuestMemory, PageSize, PageStatePlatform, PvalidateFailure, SnpPlatform,
+    SnpReportResponse, VcpuPlatform, VcpuRequest, VtpmService,
+};
+pub use dispatch::{Registers, Svsm, SvsmConfig, call_rax};
+pub use error::{GuestMemoryError, PlatformError, SvsmError, VtpmError};
+pub use guid::Guid;
+pub use memory::VecGuestMemory;
+
+/// Size of an SNP ATTESTATION_REPORT (versions 2 to 5).
+pub const SNP_REPORT_SIZE: usize = 0x4A0;

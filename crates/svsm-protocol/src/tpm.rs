@@ -1,0 +1,513 @@
+//! The few TPM 2.0 structures the SVSM itself marshals: the EK templates, TPM2_CreatePrimary on the
+//! endorsement hierarchy (for the attestation manifest), TPM2_FlushContext, TPM2_GetRandom, and a TPMT_PUBLIC
+//! parser used to validate selector templates and by verifiers to extract keys and compute Names.
+//!
+//! TPM structures are big-endian. Every parser here consumes untrusted bytes with checked reads and reports
+//! the first malformation; none panics.
+
+use alloc::vec::Vec;
+
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// TPM_ST_NO_SESSIONS.
+pub const TPM_ST_NO_SESSIONS: u16 = 0x8001;
+/// TPM_ST_SESSIONS.
+pub const TPM_ST_SESSIONS: u16 = 0x8002;
+/// TPM_CC_CreatePrimary.
+pub const TPM_CC_CREATE_PRIMARY: u32 = 0x0000_0131;
+/// TPM_CC_FlushContext.
+pub const TPM_CC_FLUSH_CONTEXT: u32 = 0x0000_0165;
+/// TPM_CC_GetRandom.
+pub const TPM_CC_GET_RANDOM: u32 = 0x0000_017B;
+/// TPM_CC_Startup.
+pub const TPM_CC_STARTUP: u32 = 0x0000_0144;
+/// TPM_RH_ENDORSEMENT.
+pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
+/// TPM_RS_PW (password session).
+pub const TPM_RS_PW: u32 = 0x4000_0009;
+/// TPM_ALG_RSA.
+pub const TPM_ALG_RSA: u16 = 0x0001;
+/// TPM_ALG_KEYEDHASH.
+pub const TPM_ALG_KEYEDHASH: u16 = 0x0008;
+/// TPM_ALG_SHA256.
+pub const TPM_ALG_SHA256: u16 = 0x000B;
+/// TPM_ALG_SHA384.
+pub const TPM_ALG_SHA384: u16 = 0x000C;
+/// TPM_ALG_SHA512.
+pub const TPM_ALG_SHA512: u16 = 0x000D;
+/// TPM_ALG_NULL.
+pub const TPM_ALG_NULL: u16 = 0x0010;
+/// TPM_ALG_RSAES (its scheme details are empty).
+pub const TPM_ALG_RSAES: u16 = 0x0015;
+/// TPM_ALG_ECDAA (its scheme details carry a count).
+pub const TPM_ALG_ECDAA: u16 = 0x001A;
+/// TPM_ALG_ECC.
+pub const TPM_ALG_ECC: u16 = 0x0023;
+/// TPM_ALG_SYMCIPHER.
+pub const TPM_ALG_SYMCIPHER: u16 = 0x0025;
+/// TPM_ALG_XOR (keyed-hash scheme with a KDF).
+pub const TPM_ALG_XOR: u16 = 0x000A;
+/// TPM_ALG_AES.
+pub const TPM_ALG_AES: u16 = 0x0006;
+/// TPM_ALG_CFB.
+pub const TPM_ALG_CFB: u16 = 0x0043;
+/// TPM_RC_SUCCESS.
+pub const TPM_RC_SUCCESS: u32 = 0;
+
+/// PolicyA-SHA256 = PolicySecret(TPM_RH_ENDORSEMENT), the authPolicy of the low-range EK templates.
+pub const POLICY_A_SHA256: [u8; 32] = [
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD,
+    0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
+];
+
+/// objectAttributes of the low-range EK templates: fixedTPM | fixedParent | sensitiveDataOrigin |
+/// adminWithPolicy | restricted | decrypt.
+pub const EK_LOW_ATTRIBUTES: u32 = 0x0003_00B2;
+
+/// The TCG EK Credential Profile default template L-1 (RSA-2048), as a marshalled TPMT_PUBLIC (314 bytes).
+pub fn ek_rsa2048_template() -> Vec<u8> {
+    let mut t = Vec::with_capacity(314);
+    t.extend_from_slice(&TPM_ALG_RSA.to_be_bytes());
+    t.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+    t.extend_from_slice(&EK_LOW_ATTRIBUTES.to_be_bytes());
+    t.extend_from_slice(&32u16.to_be_bytes());
+    t.extend_from_slice(&POLICY_A_SHA256);
+    // symmetric: AES-128-CFB
+    t.extend_from_slice(&TPM_ALG_AES.to_be_bytes());
+    t.extend_from_slice(&128u16.to_be_bytes());
+    t.extend_from_slice(&TPM_ALG_CFB.to_be_bytes());
+    // scheme NULL, keyBits 2048, exponent 0 (= 65537)
+    t.extend_from_slice(&TPM_ALG_NULL.to_be_bytes());
+    t.extend_from_slice(&2048u16.to_be_bytes());
+    t.extend_from_slice(&0u32.to_be_bytes());
+    // unique: 256 zero bytes
+    t.extend_from_slice(&256u16.to_be_bytes());
+    t.resize(t.len() + 256, 0);
+    t
+}
+
+/// The TCG default template L-2 (ECC NIST P-256).
+pub fn ek_ecc_p256_template() -> Vec<u8> {
+    let mut t = Vec::with_capacity(122);
+    t.extend_from_slice(&TPM_ALG_ECC.to_be_bytes());
+    t.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+    t.extend_from_slice(&EK_LOW_ATTRIBUTES.to_be_bytes());
+    t.extend_from_slice(&32u16.to_be_bytes());
+    t.extend_from_slice(&POLICY_A_SHA256);
+    t.extend_from_slice(&TPM_ALG_AES.to_be_bytes());
+    t.extend_from_slice(&128u16.to_be_bytes());
+    t.extend_from_slice(&TPM_ALG_CFB.to_be_bytes());
+    t.extend_from_slice(&TPM_ALG_NULL.to_be_bytes()); // scheme
+    t.extend_from_slice(&0x0003u16.to_be_bytes()); // TPM_ECC_NIST_P256
+    t.extend_from_slice(&TPM_ALG_NULL.to_be_bytes()); // kdf
+    for _ in 0..2 {
+        t.extend_from_slice(&32u16.to_be_bytes());
+        t.resize(t.len() + 32, 0);
+    }
+    t
+}
+
+/// Builds TPM2_CreatePrimary(TPM_RH_ENDORSEMENT, empty sensitive, `template`, no outside info, no PCRs) with
+/// an empty password session. Returns `None` if the template cannot be framed (longer than a TPM2B allows).
+pub fn create_primary_command(template: &[u8]) -> Option<Vec<u8>> {
+    let template_len = u16::try_from(template.len()).ok()?;
+    let mut c = Vec::with_capacity(template.len() + 43);
+    c.extend_from_slice(&TPM_ST_SESSIONS.to_be_bytes());
+    c.extend_from_slice(&0u32.to_be_bytes()); // size, patched below
+    c.extend_from_slice(&TPM_CC_CREATE_PRIMARY.to_be_bytes());
+    c.extend_from_slice(&TPM_RH_ENDORSEMENT.to_be_bytes());
+    // authorization area: size 9 = handle 4 + nonce 2 + attributes 1 + hmac 2
+    c.extend_from_slice(&9u32.to_be_bytes());
+    c.extend_from_slice(&TPM_RS_PW.to_be_bytes());
+    c.extend_from_slice(&0u16.to_be_bytes());
+    c.push(0x01); // continueSession
+    c.extend_from_slice(&0u16.to_be_bytes());
+    // inSensitive: TPM2B_SENSITIVE_CREATE { size 4, userAuth empty, data empty }
+    c.extend_from_slice(&4u16.to_be_bytes());
+    c.extend_from_slice(&0u16.to_be_bytes());
+    c.extend_from_slice(&0u16.to_be_bytes());
+    // inPublic
+    c.extend_from_slice(&template_len.to_be_bytes());
+    c.extend_from_slice(template);
+    // outsideInfo (empty TPM2B_DATA), creationPCR (empty TPML_PCR_SELECTION)
+    c.extend_from_slice(&0u16.to_be_bytes());
+    c.extend_from_slice(&0u32.to_be_bytes());
+    let size = u32::try_from(c.len()).ok()?;
+    c[2..6].copy_from_slice(&size.to_be_bytes());
+    Some(c)
+}
+
+/// Builds TPM2_FlushContext(handle).
+pub fn flush_context_command(handle: u32) -> Vec<u8> {
+    let mut c = Vec::with_capacity(14);
+    c.extend_from_slice(&TPM_ST_NO_SESSIONS.to_be_bytes());
+    c.extend_from_slice(&14u32.to_be_bytes());
+    c.extend_from_slice(&TPM_CC_FLUSH_CONTEXT.to_be_bytes());
+    c.extend_from_slice(&handle.to_be_bytes());
+    c
+}
+
+/// Builds TPM2_GetRandom(bytes_requested).
+pub fn get_random_command(bytes_requested: u16) -> Vec<u8> {
+    let mut c = Vec::with_capacity(12);
+    c.extend_from_slice(&TPM_ST_NO_SESSIONS.to_be_bytes());
+    c.extend_from_slice(&12u32.to_be_bytes());
+    c.extend_from_slice(&TPM_CC_GET_RANDOM.to_be_bytes());
+    c.extend_from_slice(&bytes_requested.to_be_bytes());
+    c
+}
+
+/// Why a TPM response could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TpmResponseError {
+    /// The response is shorter than its structure requires or its size field disagrees with its length.
+    #[error("malformed TPM response")]
+    Malformed,
+    /// The TPM returned this non-zero response code.
+    #[error("TPM response code {0:#x}")]
+    ResponseCode(u32),
+}
+
+/// A big-endian reader over untrusted bytes; every read is bounds-checked.
+#[derive(Debug)]
+pub struct TpmReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> TpmReader<'a> {
+    /// Reads from the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        TpmReader { bytes, pos: 0 }
+    }
+    /// Bytes consumed so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+    /// Bytes not yet consumed.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+    /// Next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    /// A u8.
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).and_then(|s| s.first().copied())
+    }
+    /// A big-endian u16.
+    pub fn u16(&mut self) -> Option<u16> {
+        let s = self.take(2)?;
+        Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
+    }
+    /// A big-endian u32.
+    pub fn u32(&mut self) -> Option<u32> {
+        let s = self.take(4)?;
+        Some(u32::from_be_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
+    }
+    /// A TPM2B: u16 size then that many bytes.
+    pub fn tpm2b(&mut self) -> Option<&'a [u8]> {
+        let n = self.u16()?;
+        self.take(usize::from(n))
+    }
+}
+
+/// A TPM response header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHeader {
+    /// TPM_ST_*.
+    pub tag: u16,
+    /// Size field.
+    pub size: u32,
+    /// Response code.
+    pub rc: u32,
+}
+
+/// Parses and checks a response header: size must equal the response length.
+pub fn parse_response_header(resp: &[u8]) -> Result<ResponseHeader, TpmResponseError> {
+    let mut r = TpmReader::new(resp);
+    let tag = r.u16().ok_or(TpmResponseError::Malformed)?;
+    let size = r.u32().ok_or(TpmResponseError::Malformed)?;
+    let rc = r.u32().ok_or(TpmResponseError::Malformed)?;
+    if usize::try_from(size).ok() != Some(resp.len()) {
+        return Err(TpmResponseError::Malformed);
+    }
+    Ok(ResponseHeader { tag, size, rc })
+}
+
+/// What a successful TPM2_CreatePrimary returned that the SVSM needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedPrimary {
+    /// Transient handle of the loaded object (flush it when done).
+    pub handle: u32,
+    /// The marshalled TPMT_PUBLIC of the object (no TPM2B size prefix).
+    pub public: Vec<u8>,
+}
+
+/// Parses a TPM2_CreatePrimary response: header(10) | handle(4) | parameterSize(4) | TPM2B_PUBLIC | ...
+pub fn parse_create_primary_response(resp: &[u8]) -> Result<CreatedPrimary, TpmResponseError> {
+    let header = parse_response_header(resp)?;
+    if header.rc != TPM_RC_SUCCESS {
+        return Err(TpmResponseError::ResponseCode(header.rc));
+    }
+    if header.tag != TPM_ST_SESSIONS {
+        return Err(TpmResponseError::Malformed);
+    }
+    let mut r = TpmReader::new(resp);
+    r.take(10).ok_or(TpmResponseError::Malformed)?;
+    let handle = r.u32().ok_or(TpmResponseError::Malformed)?;
+    let param_size = r.u32().ok_or(TpmResponseError::Malformed)?;
+    if usize::try_from(param_size).map_or(true, |p| p > r.remaining()) {
+        return Err(TpmResponseError::Malformed);
+    }
+    let public = r.tpm2b().ok_or(TpmResponseError::Malformed)?;
+    if public.is_empty() {
+        return Err(TpmResponseError::Malformed);
+    }
+    Ok(CreatedPrimary { handle, public: public.to_vec() })
+}
+
+/// Parses a TPM2_GetRandom response and returns the random bytes.
+pub fn parse_get_random_response(resp: &[u8]) -> Result<Vec<u8>, TpmResponseError> {
+    let header = parse_response_header(resp)?;
+    if header.rc != TPM_RC_SUCCESS {
+        return Err(TpmResponseError::ResponseCode(header.rc));
+    }
+    let mut r = TpmReader::new(resp);
+    r.take(10).ok_or(TpmResponseError::Malformed)?;
+    let bytes = r.tpm2b().ok_or(TpmResponseError::Malformed)?;
+    if r.remaining() != 0 {
+        return Err(TpmResponseError::Malformed);
+    }
+    Ok(bytes.to_vec())
+}
+
+/// Algorithm-specific part of a TPMT_PUBLIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// RSA: key size, exponent (0 = 65537), modulus (`unique`).
+    Rsa {
+        /// keyBits.
+        key_bits: u16,
+        /// exponent as marshalled (0 means 65537).
+        exponent: u32,
+        /// Modulus, big-endian.
+        modulus: Vec<u8>,
+    },
+    /// ECC: curve and the public point (`unique`).
+    Ecc {
+        /// TPM_ECC_CURVE.
+        curve: u16,
+        /// x coordinate.
+        x: Vec<u8>,
+        /// y coordinate.
+        y: Vec<u8>,
+    },
+    /// Keyed hash or symmetric object: the `unique` digest.
+    Other {
+        /// `unique` bytes.
+        unique: Vec<u8>,
+    },
+}
+
+/// A parsed TPMT_PUBLIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmtPublic {
+    /// TPMI_ALG_PUBLIC.
+    pub object_type: u16,
+    /// nameAlg.
+    pub name_alg: u16,
+    /// objectAttributes.
+    pub object_attributes: u32,
+    /// authPolicy digest.
+    pub auth_policy: Vec<u8>,
+    /// Symmetric algorithm of a storage key (TPM_ALG_NULL if none).
+    pub symmetric_alg: u16,
+    /// Scheme algorithm (TPM_ALG_NULL if none).
+    pub scheme: u16,
+    /// Key material.
+    pub key: PublicKey,
+}
+
+/// Why a TPMT_PUBLIC did not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublicParseError {
+    /// The bytes end before the structure does.
+    #[error("TPMT_PUBLIC is truncated")]
+    Truncated,
+    /// Bytes remain after the structure.
+    #[error("{0} bytes follow the TPMT_PUBLIC")]
+    TrailingBytes(usize),
+    /// The object type is not one of RSA, ECC, KEYEDHASH, SYMCIPHER.
+    #[error("unknown object type {0:#06x}")]
+    UnknownType(u16),
+}
+
+fn sym_def_object(r: &mut TpmReader<'_>) -> Option<u16> {
+    let alg = r.u16()?;
+    if alg != TPM_ALG_NULL {
+        r.u16()?; // keyBits
+        r.u16()?; // mode
+    }
+    Some(alg)
+}
+
+/// Parses one marshalled TPMT_PUBLIC that must span `bytes` exactly.
+pub fn parse_tpmt_public(bytes: &[u8]) -> Result<TpmtPublic, PublicParseError> {
+    use PublicParseError::Truncated;
+    let mut r = TpmReader::new(bytes);
+    let object_type = r.u16().ok_or(Truncated)?;
+    let name_alg = r.u16().ok_or(Truncated)?;
+    let object_attributes = r.u32().ok_or(Truncated)?;
+    let auth_policy = r.tpm2b().ok_or(Truncated)?.to_vec();
+    let (symmetric_alg, scheme, key) = match object_type {
+        TPM_ALG_RSA => {
+            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
+            let scheme = r.u16().ok_or(Truncated)?;
+            if scheme != TPM_ALG_NULL && scheme != TPM_ALG_RSAES {
+                r.u16().ok_or(Truncated)?; // hashAlg
+            }
+            let key_bits = r.u16().ok_or(Truncated)?;
+            let exponent = r.u32().ok_or(Truncated)?;
+            let modulus = r.tpm2b().ok_or(Truncated)?.to_vec();
+            (sym, scheme, PublicKey::Rsa { key_bits, exponent, modulus })
+        }
+        TPM_ALG_ECC => {
+            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
+            let scheme = r.u16().ok_or(Truncated)?;
+            if scheme != TPM_ALG_NULL {
+                r.u16().ok_or(Truncated)?; // hashAlg
+                if scheme == TPM_ALG_ECDAA {
+                    r.u16().ok_or(Truncated)?; // count
+                }
+            }
+            let curve = r.u16().ok_or(Truncated)?;
+            let kdf = r.u16().ok_or(Truncated)?;
+            if kdf != TPM_ALG_NULL {
+                r.u16().ok_or(Truncated)?;
+            }
+            let x = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let y = r.tpm2b().ok_or(Truncated)?.to_vec();
+            (sym, scheme, PublicKey::Ecc { curve, x, y })
+        }
+        TPM_ALG_KEYEDHASH => {
+            let scheme = r.u16().ok_or(Truncated)?;
+            if scheme != TPM_ALG_NULL {
+                r.u16().ok_or(Truncated)?; // hashAlg
+                if scheme == TPM_ALG_XOR {
+                    r.u16().ok_or(Truncated)?; // kdf
+                }
+            }
+            let unique = r.tpm2b().ok_or(Truncated)?.to_vec();
+            (TPM_ALG_NULL, scheme, PublicKey::Other { unique })
+        }
+        TPM_ALG_SYMCIPHER => {
+            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
+            let unique = r.tpm2b().ok_or(Truncated)?.to_vec();
+            (sym, TPM_ALG_NULL, PublicKey::Other { unique })
+        }
+        other => return Err(PublicParseError::UnknownType(other)),
+    };
+    if r.remaining() != 0 {
+        return Err(PublicParseError::TrailingBytes(r.remaining()));
+    }
+    Ok(TpmtPublic { object_type, name_alg, object_attributes, auth_policy, symmetric_alg, scheme, key })
+}
+
+/// The object's Name: nameAlg (u16 BE) || H_nameAlg(marshalled TPMT_PUBLIC); `None` for an unsupported nameAlg.
+pub fn object_name(name_alg: u16, tpmt_public: &[u8]) -> Option<Vec<u8>> {
+    let mut name = Vec::with_capacity(66);
+    name.extend_from_slice(&name_alg.to_be_bytes());
+    match name_alg {
+        TPM_ALG_SHA256 => name.extend_from_slice(&Sha256::digest(tpmt_public)),
+        TPM_ALG_SHA384 => name.extend_from_slice(&Sha384::digest(tpmt_public)),
+        TPM_ALG_SHA512 => name.extend_from_slice(&Sha512::digest(tpmt_public)),
+        _ => return None,
+    }
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l1_template_is_314_bytes_with_the_profile_fields() {
+        let t = ek_rsa2048_template();
+        assert_eq!(t.len(), 314);
+        assert_eq!(&t[..8], &[0x00, 0x01, 0x00, 0x0B, 0x00, 0x03, 0x00, 0xB2]);
+        let p = parse_tpmt_public(&t).expect("template parses");
+        assert_eq!(p.object_type, TPM_ALG_RSA);
+        assert_eq!(p.auth_policy, POLICY_A_SHA256);
+        assert_eq!(p.symmetric_alg, TPM_ALG_AES);
+        match p.key {
+            PublicKey::Rsa { key_bits, exponent, modulus } => {
+                assert_eq!((key_bits, exponent, modulus.len()), (2048, 0, 256));
+                assert!(modulus.iter().all(|b| *b == 0));
+            }
+            other => panic!("not RSA: {other:?}"),
+        }
+        let e = parse_tpmt_public(&ek_ecc_p256_template()).expect("ecc template parses");
+        assert!(matches!(e.key, PublicKey::Ecc { curve: 3, .. }));
+    }
+
+    #[test]
+    fn create_primary_command_matches_reference_framing() {
+        let t = ek_rsa2048_template();
+        let c = create_primary_command(&t).expect("frames");
+        assert_eq!(c.len(), 10 + 4 + 4 + 9 + 6 + 2 + 314 + 6);
+        assert_eq!(u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize, c.len());
+        assert_eq!(
+            &c[6..33],
+            &[
+                0x00, 0x00, 0x01, 0x31, 0x40, 0x00, 0x00, 0x0B, 0x00, 0x00, 0x00, 0x09, 0x40, 0x00, 0x00,
+                0x09, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00
+            ]
+        );
+        assert_eq!(&c[33..35], &[0x01, 0x3A]);
+        assert_eq!(&c[35..35 + 314], &t[..]);
+        assert!(create_primary_command(&alloc::vec![0; 70000]).is_none());
+    }
+
+    #[test]
+    fn malformed_publics_are_rejected_precisely() {
+        let t = ek_rsa2048_template();
+        for cut in 0..t.len() {
+            assert_eq!(parse_tpmt_public(&t[..cut]), Err(PublicParseError::Truncated), "cut {cut}");
+        }
+        let mut long = t.clone();
+        long.push(0);
+        assert_eq!(parse_tpmt_public(&long), Err(PublicParseError::TrailingBytes(1)));
+        let mut bad = t;
+        bad[0] = 0x77;
+        assert_eq!(parse_tpmt_public(&bad), Err(PublicParseError::UnknownType(0x7701)));
+    }
+
+    #[test]
+    fn name_is_alg_then_digest() {
+        let t = ek_rsa2048_template();
+        let n = object_name(TPM_ALG_SHA256, &t).expect("sha256");
+        assert_eq!(n.len(), 34);
+        assert_eq!(&n[..2], &[0x00, 0x0B]);
+        assert_eq!(&n[2..], Sha256::digest(&t).as_slice());
+        assert!(object_name(0x0004, &t).is_none());
+    }
+
+    #[test]
+    fn response_header_size_must_match() {
+        assert_eq!(parse_response_header(&[0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0]).map(|h| h.rc), Ok(0));
+        assert_eq!(
+            parse_response_header(&[0x80, 0x01, 0, 0, 0, 11, 0, 0, 0, 0]),
+            Err(TpmResponseError::Malformed)
+        );
+        assert_eq!(parse_response_header(&[0x80, 0x01, 0, 0]), Err(TpmResponseError::Malformed));
+        assert_eq!(
+            parse_create_primary_response(&[0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x84]),
+            Err(TpmResponseError::ResponseCode(0x184))
+        );
+    }
+}
