@@ -235,7 +235,7 @@ fn main() {
         let row = compare(name, plan, "swtpm", || run(&mut s), "svsm-host serve", || run(&mut o));
         report.push(row);
     }
-    let stores_note = "NV_Write: swtpm writes its state file with rename and no fsync; ours commits a secure-store transaction (sealed copy-on-write blocks, superblock, device flush) and, in strict mode, a file-ledger compare-and-set (temp file, fsync, rename, directory fsync) before answering";
+    let stores_note = "NV_Write: swtpm writes its state file with rename and no fsync; ours commits a secure-store transaction (sealed copy-on-write blocks, superblock, device flush) and, in strict mode, a file-ledger compare-and-set (one pwrite + fdatasync into the record file's spare slot) before answering";
     report.note(stores_note);
 
     // Start time with existing state: spawn until the first TPM response on the data channel.
