@@ -54,57 +54,30 @@ pub const TPM_ALG_CFB: u16 = 0x0043;
 /// TPM_RC_SUCCESS.
 pub const TPM_RC_SUCCESS: u32 = 0;
 
-/// PolicyA-SHA256 = PolicySecret(TPM_RH_ENDORSEMENT), the authPolicy of the low-range EK templates.
-pub const POLICY_A_SHA256: [u8; 32] = [
-    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD,
-    0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
-];
+/// PolicyA-SHA256 of the EK Credential Profile (PolicySecret(TPM_RH_ENDORSEMENT)), from the vTPM crate.
+pub use svsm_vtpm::manufacture::POLICY_A_SHA256;
 
 /// objectAttributes of the low-range EK templates: fixedTPM | fixedParent | sensitiveDataOrigin |
 /// adminWithPolicy | restricted | decrypt.
-pub const EK_LOW_ATTRIBUTES: u32 = 0x0003_00B2;
+pub const EK_LOW_ATTRIBUTES: u32 = svsm_vtpm::manufacture::EK_ATTRIBUTES;
 
 /// The TCG EK Credential Profile default template L-1 (RSA-2048), as a marshalled TPMT_PUBLIC (314 bytes).
+///
+/// One source of truth: this is the template the vTPM manufactures its EK from (`svsm_vtpm::manufacture`),
+/// so the EK a guest attests through the services manifest is the EK `svsm-host tpm info` reports.
 pub fn ek_rsa2048_template() -> Vec<u8> {
-    let mut t = Vec::with_capacity(314);
-    t.extend_from_slice(&TPM_ALG_RSA.to_be_bytes());
-    t.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-    t.extend_from_slice(&EK_LOW_ATTRIBUTES.to_be_bytes());
-    t.extend_from_slice(&32u16.to_be_bytes());
-    t.extend_from_slice(&POLICY_A_SHA256);
-    // symmetric: AES-128-CFB
-    t.extend_from_slice(&TPM_ALG_AES.to_be_bytes());
-    t.extend_from_slice(&128u16.to_be_bytes());
-    t.extend_from_slice(&TPM_ALG_CFB.to_be_bytes());
-    // scheme NULL, keyBits 2048, exponent 0 (= 65537)
-    t.extend_from_slice(&TPM_ALG_NULL.to_be_bytes());
-    t.extend_from_slice(&2048u16.to_be_bytes());
-    t.extend_from_slice(&0u32.to_be_bytes());
-    // unique: 256 zero bytes
-    t.extend_from_slice(&256u16.to_be_bytes());
-    t.resize(t.len() + 256, 0);
-    t
+    marshalled(svsm_vtpm::manufacture::ek_template_rsa2048())
 }
 
-/// The TCG default template L-2 (ECC NIST P-256).
+/// The TCG default template L-2 (ECC NIST P-256), from the same source as [`ek_rsa2048_template`].
 pub fn ek_ecc_p256_template() -> Vec<u8> {
-    let mut t = Vec::with_capacity(122);
-    t.extend_from_slice(&TPM_ALG_ECC.to_be_bytes());
-    t.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
-    t.extend_from_slice(&EK_LOW_ATTRIBUTES.to_be_bytes());
-    t.extend_from_slice(&32u16.to_be_bytes());
-    t.extend_from_slice(&POLICY_A_SHA256);
-    t.extend_from_slice(&TPM_ALG_AES.to_be_bytes());
-    t.extend_from_slice(&128u16.to_be_bytes());
-    t.extend_from_slice(&TPM_ALG_CFB.to_be_bytes());
-    t.extend_from_slice(&TPM_ALG_NULL.to_be_bytes()); // scheme
-    t.extend_from_slice(&0x0003u16.to_be_bytes()); // TPM_ECC_NIST_P256
-    t.extend_from_slice(&TPM_ALG_NULL.to_be_bytes()); // kdf
-    for _ in 0..2 {
-        t.extend_from_slice(&32u16.to_be_bytes());
-        t.resize(t.len() + 32, 0);
-    }
-    t
+    marshalled(svsm_vtpm::manufacture::ek_template_ecc_p256())
+}
+
+/// The profile templates are constants well inside every TPM2B limit, so marshalling cannot fail (the tests
+/// below pin their exact bytes); an empty template would only make CreatePrimary fail, never panic.
+fn marshalled(area: svsm_vtpm::marshal::PublicArea) -> Vec<u8> {
+    area.marshal().unwrap_or_default()
 }
 
 /// Builds TPM2_CreatePrimary(TPM_RH_ENDORSEMENT, empty sensitive, `template`, no outside info, no PCRs) with
