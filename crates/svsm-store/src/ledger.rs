@@ -179,8 +179,8 @@ mod host {
     /// What a ledger file holds.
     #[derive(Debug)]
     enum FileState {
-        /// Two slots; `current` is the index of the newest valid one.
-        Slots { slots: [Option<Slot>; 2], current: usize },
+        /// The newest valid slot and where it is (0 or 1); the other slot is the one the next update writes.
+        Slots { current: Slot, index: usize },
         /// The earlier single-record layout.
         Legacy(LedgerRecord),
     }
@@ -188,10 +188,7 @@ mod host {
     impl FileState {
         fn record(&self) -> LedgerRecord {
             match self {
-                FileState::Slots { slots, current } => match slots[*current] {
-                    Some(slot) => slot.record,
-                    None => unreachable!("decode only reports a current slot that is valid"),
-                },
+                FileState::Slots { current, .. } => current.record,
                 FileState::Legacy(r) => *r,
             }
         }
@@ -259,19 +256,21 @@ mod host {
                     b.len()
                 )));
             }
-            let slots = [Self::decode_slot(&b[..SLOT_LEN]), Self::decode_slot(&b[SLOT_LEN..])];
-            let current = match slots {
-                [Some(a), Some(b)] if a.seq == b.seq => {
-                    return Err(LedgerError::Corrupt("both ledger slots claim the same update".to_string()));
-                }
-                [Some(a), Some(b)] => usize::from(b.seq > a.seq),
-                [Some(_), None] => 0,
-                [None, Some(_)] => 1,
-                [None, None] => {
-                    return Err(LedgerError::Corrupt("no valid record in the ledger file".to_string()));
-                }
-            };
-            Ok(FileState::Slots { slots, current })
+            let (current, index) =
+                match [Self::decode_slot(&b[..SLOT_LEN]), Self::decode_slot(&b[SLOT_LEN..])] {
+                    [Some(a), Some(b)] if a.seq == b.seq => {
+                        return Err(LedgerError::Corrupt(
+                            "both ledger slots claim the same update".to_string(),
+                        ));
+                    }
+                    [Some(a), Some(b)] if b.seq > a.seq => (b, 1),
+                    [Some(a), _] => (a, 0),
+                    [None, Some(b)] => (b, 1),
+                    [None, None] => {
+                        return Err(LedgerError::Corrupt("no valid record in the ledger file".to_string()));
+                    }
+                };
+            Ok(FileState::Slots { current, index })
         }
 
         fn unavailable(path: &Path, e: std::io::Error) -> LedgerError {
@@ -317,9 +316,9 @@ mod host {
                 return Err(LedgerError::Conflict { current });
             }
             let written = match state {
-                Some(FileState::Slots { slots, current }) => {
-                    let seq = slots[current].map_or(0, |s| s.seq).wrapping_add(1);
-                    let target = 1 - current;
+                Some(FileState::Slots { current, index }) => {
+                    let seq = current.seq.wrapping_add(1);
+                    let target = 1 - index;
                     let bytes = Self::encode_slot(&Slot { seq, record: *new });
                     OpenOptions::new().write(true).open(&path).and_then(|f| {
                         f.write_all_at(&bytes, (target * SLOT_LEN) as u64)?;
