@@ -52,12 +52,13 @@ pub struct Row {
 }
 
 /// A target the ratio must meet.
+///
+/// Samples are always times per operation, so every target is an upper bound on the time ratio; a
+/// throughput target "at least p of the baseline" is `AtMost(1.0 / p)`.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
-    /// candidate / baseline <= x (latency-like: lower is better).
+    /// candidate / baseline <= x.
     AtMost(f64),
-    /// candidate / baseline >= x (throughput-like, when the samples are throughputs; rarely used).
-    AtLeast(f64),
 }
 
 impl Row {
@@ -71,7 +72,6 @@ impl Row {
         match self.target {
             None => true,
             Some(Target::AtMost(x)) => self.ratio() <= x,
-            Some(Target::AtLeast(x)) => self.ratio() >= x,
         }
     }
 }
@@ -225,9 +225,6 @@ impl Report {
             let target = match r.target {
                 None => "–".to_owned(),
                 Some(Target::AtMost(x)) => format!("≤ {x:.2} {}", if r.meets_target() { "✅" } else { "❌" }),
-                Some(Target::AtLeast(x)) => {
-                    format!("≥ {x:.2} {}", if r.meets_target() { "✅" } else { "❌" })
-                }
             };
             let _ = writeln!(
                 s,
