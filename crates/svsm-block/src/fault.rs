@@ -179,7 +179,10 @@ impl<D: BlockDevice> FaultDisk<D> {
             self.inner.read_blocks(lba, &mut durable)?;
             let landed = match self.config.cut_policy {
                 CutPolicy::LoseAll => None,
-                CutPolicy::KeepAll => versions.last().cloned(),
+                CutPolicy::KeepAll => {
+                    outcome.newest_landed += 1;
+                    versions.last().cloned()
+                }
                 CutPolicy::Random { tear_percent } => {
                     // 0 = nothing lands; i = pending version i-1 lands.
                     let pick = self.rng.below(versions.len() as u64 + 1) as usize;
@@ -204,12 +207,7 @@ impl<D: BlockDevice> FaultDisk<D> {
             };
             match landed {
                 None => outcome.lost += 1,
-                Some(data) => {
-                    if matches!(self.config.cut_policy, CutPolicy::KeepAll) {
-                        outcome.newest_landed += 1;
-                    }
-                    self.persist(lba, &data)?;
-                }
+                Some(data) => self.persist(lba, &data)?,
             }
         }
         self.inner.flush()?;
