@@ -174,4 +174,44 @@ pub enum DiscoveryError {
         /// Offset of the node within the structure block.
         offset: usize,
     },
+    /// The fw_cfg signature item does not read "QEMU": no fw_cfg device at the ports used.
+    #[error(
+        "fw_cfg: signature reads {found:02x?}, expected \"QEMU\"; this platform has no fw_cfg device there"
+    )]
+    FwCfgNoDevice {
+        /// The four bytes read.
+        found: [u8; 4],
+    },
+    /// The fw_cfg file directory claims more files than any QEMU creates.
+    #[error("fw_cfg: the file directory claims {count} files (at most {max} accepted)")]
+    FwCfgTooManyFiles {
+        /// Count the directory claims.
+        count: u32,
+        /// Our bound.
+        max: u32,
+    },
+    /// A fw_cfg file is larger than the caller accepts.
+    #[error("fw_cfg: file {name} is {size} bytes, more than the {max} accepted")]
+    FwCfgFileTooLarge {
+        /// File name.
+        name: alloc::string::String,
+        /// Size the directory states.
+        size: u32,
+        /// The caller's bound.
+        max: usize,
+    },
+    /// The fw_cfg file the caller needs is not in the directory.
+    #[error("fw_cfg: no file {name}; start QEMU with `-fw_cfg name={name},file=...` or use the device tree")]
+    FwCfgFileMissing {
+        /// File name.
+        name: alloc::string::String,
+    },
+    /// A DMA transfer reported an error (or never completed within the bound).
+    #[error("fw_cfg: DMA read of item {key:#06x} failed: {detail}")]
+    FwCfgDma {
+        /// Item selector.
+        key: u16,
+        /// What happened.
+        detail: &'static str,
+    },
 }

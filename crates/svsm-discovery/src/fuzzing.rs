@@ -98,3 +98,14 @@ fn check_fdt(buf: &[u8]) {
         }
     }
 }
+
+/// Parses `data` as a fw_cfg file directory item and checks what a successful parse promises.
+pub fn fw_cfg_directory(data: &[u8]) {
+    if let Ok(files) = crate::fw_cfg::parse_directory(data) {
+        assert!(files.len() as u32 <= crate::fw_cfg::MAX_FILES);
+        assert!(4 + files.len() * 64 <= data.len().max(4));
+        for f in files {
+            assert!(f.name.len() <= 3 * crate::fw_cfg::FILE_NAME_LEN, "name bounded by its field");
+        }
+    }
+}

@@ -10,6 +10,10 @@
 //! Both are pure, bounds-checked parsers over a byte slice: every offset and length is checked before use,
 //! work is linear in the blob's size, and every malformation is a precise [`DiscoveryError`], never a panic.
 //! Both implement [`DeviceSource`] so the caller does not care which one the platform used.
+//!
+//! [`fw_cfg`] fetches `etc/hardware-info` from QEMU's fw_cfg device (selector/data port I/O, or DMA through a
+//! platform transport) and hands it to the first parser. It is checked against QEMU's real fw_cfg device by
+//! `crates/svsm-qtest/tests/fw_cfg.rs`.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -18,6 +22,7 @@ pub mod api;
 pub mod error;
 pub mod fdt;
 pub mod fuzzing;
+pub mod fw_cfg;
 pub mod hardware_info;
 
 pub use api::{DeviceSource, VirtioMmioDevice};

@@ -11,13 +11,14 @@
 //!   svsm-block-virtio's `SevBounceHal` carved from it at real guest-physical addresses.
 //! * [`QtestMmioTransport`]: a virtio-mmio `Transport` whose registers are qtest round trips, for the
 //!   unchanged [`svsm_block_virtio::VirtioBlk`]; with a [`KillPlan`] it SIGKILLs QEMU at a chosen write.
-//! * `fw_cfg` and `pflash` (next): QEMU's fw_cfg device and pflash_cfi01 window.
+//! * [`fw_cfg`]: QEMU's fw_cfg device over port I/O and over DMA, for svsm-discovery's reader.
 //!
 //! Everything here is std and test-only; none of it is compiled into a product path.
 //!
 //! The QEMU binary is `qemu-system-x86_64` from `PATH` (Debian package `qemu-system-x86`), or `SVSM_QEMU`.
 
 pub mod error;
+pub mod fw_cfg;
 pub mod machine;
 pub mod ram;
 pub mod virtio_mmio;
