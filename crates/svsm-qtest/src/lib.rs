@@ -12,6 +12,7 @@
 //! * [`QtestMmioTransport`]: a virtio-mmio `Transport` whose registers are qtest round trips, for the
 //!   unchanged [`svsm_block_virtio::VirtioBlk`]; with a [`KillPlan`] it SIGKILLs QEMU at a chosen write.
 //! * [`fw_cfg`]: QEMU's fw_cfg device over port I/O and over DMA, for svsm-discovery's reader.
+//! * [`pflash`]: QEMU's `pflash_cfi01` window on q35 as a [`svsm_pflash::FlashMmio`].
 //!
 //! Everything here is std and test-only; none of it is compiled into a product path.
 //!
@@ -20,12 +21,13 @@
 pub mod error;
 pub mod fw_cfg;
 pub mod machine;
+pub mod pflash;
 pub mod ram;
 pub mod virtio_mmio;
 
 use std::sync::Arc;
 
-use svsm_block::BlockError;
+use svsm_block::{BlockError, IoOp};
 use svsm_block_virtio::{SevBounceHal, VirtioBlk, VirtioBlkConfig};
 
 pub use error::{QtestError, TransportError};
@@ -86,6 +88,7 @@ pub struct QemuDisk {
     pub blk: QemuVirtioBlk,
     /// The QEMU it talks to.
     pub machine: QtestMachine,
+    kill: Option<Arc<KillPlan>>,
 }
 
 impl QemuDisk {
@@ -104,9 +107,30 @@ impl QemuDisk {
             .virtio_blk("d0", image, drive_opts, device_opts)
             .start()
             .map_err(TransportError::from)?;
-        let blk =
-            open_virtio_blk(machine.qtest(), microvm_slot(MICROVM_VIRTIO_MMIO_SLOTS - 1), config, kill)?;
-        Ok(QemuDisk { blk, machine })
+        let blk = open_virtio_blk(
+            machine.qtest(),
+            microvm_slot(MICROVM_VIRTIO_MMIO_SLOTS - 1),
+            config,
+            kill.clone(),
+        )?;
+        Ok(QemuDisk { blk, machine, kill })
+    }
+
+    /// Refuses I/O once QEMU is gone (killed by the plan, or the connection lost).
+    ///
+    /// A guest whose host process died does not run on; the campaign's store, though, does, and its next
+    /// request would go to a device that can never answer. Reads and writes would end in the driver's
+    /// bounded timeout, but `VirtIOBlk::flush` waits without a bound, so the harness fails every request
+    /// after the death here, as an unplugged device would, instead of letting a flush hang the test.
+    fn alive(&self, op: IoOp) -> Result<(), BlockError> {
+        let killed = self.kill.as_ref().is_some_and(|k| k.fired());
+        if killed || self.machine.qtest().is_lost() {
+            return Err(BlockError::DeviceMisbehaved {
+                op,
+                detail: "QEMU is gone (killed); the device cannot answer",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -115,12 +139,15 @@ impl svsm_block::BlockDevice for QemuDisk {
         self.blk.info()
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.alive(IoOp::Read)?;
         self.blk.read_blocks(lba, buf)
     }
     fn write_blocks(&mut self, lba: u64, buf: &[u8], mode: svsm_block::WriteMode) -> Result<(), BlockError> {
+        self.alive(IoOp::Write)?;
         self.blk.write_blocks(lba, buf, mode)
     }
     fn flush(&mut self) -> Result<(), BlockError> {
+        self.alive(IoOp::Flush)?;
         self.blk.flush()
     }
 }

@@ -308,6 +308,11 @@ impl Qtest {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 
+    /// Whether the connection was lost (QEMU exited, was killed, or stopped answering).
+    pub fn is_lost(&self) -> bool {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).lost.is_some()
+    }
+
     /// Round trips so far.
     pub fn round_trips(&self) -> RoundTrips {
         RoundTrips {

@@ -64,7 +64,9 @@ const VIRTQ_DESC_F_INDIRECT: u16 = 4;
 ///
 /// Only writes are kill points: `VirtIOBlk::flush` waits for its completion without a bound (see
 /// svsm-block-virtio's crate docs), so a QEMU killed with a flush in flight would hang the test, while a write
-/// in flight ends in the driver's bounded timeout.
+/// in flight ends in the driver's bounded timeout. For the same reason a killed device must not be sent a
+/// flush afterwards: [`crate::QemuDisk`] refuses all I/O once its plan fired, and `WriteMode::Durable`
+/// (write + flush inside the driver) must not be used on a device with a plan.
 #[derive(Debug, Default)]
 pub struct KillPlan {
     at_write: AtomicU64,
