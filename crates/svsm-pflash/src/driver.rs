@@ -205,7 +205,7 @@ impl<M: FlashMmio> Pflash<M> {
             let offset = base + (w * window + first * bus) as u64;
             let span = want.get(first * bus..(last + 1) * bus).unwrap_or_default();
             if last == first {
-                // Also the path for single words in buffered mode: QEMU refuses a buffered program of one word.
+                // Also the path for single words in buffered mode: a word program is fewer bus cycles than a buffer of one.
                 self.program_word(offset, self.config.width.word(span), lba)?;
             } else {
                 self.program_buffer(offset, span, lba)?;

@@ -10,8 +10,28 @@
 //! * after a program or erase the status register reads busy for a configurable number of polls;
 //! * out-of-window or misaligned accesses are recorded as [`PflashModel::violations`], not performed.
 //!
-//! Like QEMU it refuses a buffered program of a single word, keeps reads in status mode after a program or
-//! erase until read-array (0xFF), and returns to read-array on clear-status (0x50).
+//! Like QEMU it accepts a buffered program of a single word (count 0), keeps reads in status mode after a
+//! program or erase until read-array (0xFF), and returns to read-array on clear-status (0x50).
+//!
+//! Checked against QEMU 7.2's `pflash_cfi01` on q35 through qtest (crates/svsm-qtest/tests/pflash.rs runs
+//! the same command sequences on both). Where they differ, QEMU deviates from the Intel command set and
+//! the model keeps the real-part behaviour:
+//!
+//! * programming stores `data` instead of `old & data` (NOR cells can only be cleared);
+//! * an erase happens on the setup cycle (0x20): an erase setup followed by anything but confirm has
+//!   already erased the block (a real part erases on confirm and aborts otherwise);
+//! * clear-status (0x50) clears the ready bit too: a status read right after it shows 0x00, "busy", until
+//!   the next operation (a real part clears only the error bits);
+//! * a buffered program or erase aborted by a wrong confirm, or an unknown command, returns to read-array
+//!   without error bits (a real part sets the improper-sequence bits 0x30 and stays in status mode);
+//! * a command written while in CFI-query mode (0x98) is not executed (status reads 0x00) until read-array;
+//!   a real part accepts any command from query mode;
+//! * read-ID answers 0x00/0x00 on q35 (the board sets no ids; the model answers Intel's 0x89 and 0x18);
+//! * the CFI interface code (0x28) is 0x0002 (x8/x16) for every width (the model reports the width's own
+//!   code, 0x0000 for x8).
+//!
+//! The driver depends on none of these: it always confirms, never programs over unerased data without an
+//! erase unless only clearing bits, reads status only after an operation, and ignores read-ID and 0x28.
 //!
 //! Faults: a power cut at the N-th program/erase step leaves that word/buffer partially programmed or that
 //! block partially erased and the device dead until [`PflashModel::power_on`]; write protection (the
@@ -522,8 +542,8 @@ impl PflashModel {
             Mode::BufferCount { window } => {
                 let mask = if self.width() >= 4 { u32::MAX } else { (1u32 << (8 * self.width())) - 1 };
                 let words = u64::from(value & mask) + 1;
-                // QEMU refuses a one-word buffer; real parts refuse more words than the buffer holds.
-                if words < 2 || words * self.width() > u64::from(self.config.write_buffer) {
+                // Real parts (and QEMU) refuse more words than the buffer holds; one word (count 0) is valid.
+                if words * self.width() > u64::from(self.config.write_buffer) {
                     self.errors |= SR_PROGRAM_ERROR | SR_ERASE_ERROR;
                     Mode::ReadStatus
                 } else {
