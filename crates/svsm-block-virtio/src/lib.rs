@@ -42,8 +42,10 @@
 //! (`fuzzing::run`, feature `fuzzing`); `SVSM_LONG_TESTS=1` runs 40,000. The fuzz target lives in
 //! `crates/svsm-block-virtio/fuzz` (`cargo +nightly fuzz run adversarial_device`, or `make fuzz`).
 //!
-//! `MmioTransport` is not exercised on the host (its registers have side effects that plain memory cannot
-//! model); everything above the `Transport` trait is, against the `svsm-virtio-model` device.
+//! virtio-drivers' `MmioTransport` is not exercised on the host (its registers have side effects that plain
+//! memory cannot model); everything above the `Transport` trait is, against the `svsm-virtio-model` device,
+//! and against QEMU's real `virtio-blk-device` on virtio-mmio through svsm-qtest's qtest transport (with the
+//! bounce pool in guest RAM shared with QEMU: `crates/svsm-qtest/tests/virtio_blk.rs`).
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
