@@ -164,18 +164,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(a) = bound.mssim {
-        println!(
-            "mssim   export TPM2TOOLS_TCTI=mssim:host={},port={}   (TCP: open to every local user)",
-            a.ip(),
-            a.port()
-        );
+        println!("mssim   export TPM2TOOLS_TCTI=mssim:host={},port={}", a.ip(), a.port());
     }
     if let Some(a) = bound.swtpm {
-        println!(
-            "swtpm   export TPM2TOOLS_TCTI=swtpm:host={},port={}   (TCP: open to every local user)",
-            a.ip(),
-            a.port()
-        );
+        println!("swtpm   export TPM2TOOLS_TCTI=swtpm:host={},port={}", a.ip(), a.port());
     }
     println!("ready");
     loop {
