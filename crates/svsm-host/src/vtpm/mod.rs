@@ -2,6 +2,7 @@
 
 pub mod ekcert;
 pub mod server;
+pub mod stateblob;
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +80,21 @@ fn create_dev_key(path: &Path) -> anyhow::Result<StoreKey> {
 
 /// Reads a key file: 64 hex digits, `#` comment lines ignored.
 pub fn read_key(path: &Path) -> anyhow::Result<StoreKey> {
+    Ok(StoreKey::from_bytes(*read_key_bytes(path)?))
+}
+
+/// The key that seals this vTPM's migration and snapshot state blobs: the store's root key (from the same
+/// key file) and the store's volume id. The one place that decides what a state blob is bound to.
+pub fn state_blob_key(
+    state_dir: &Path,
+    key_file: Option<&Path>,
+    storage: &VtpmStorage,
+) -> anyhow::Result<stateblob::StateBlobKey> {
+    let root = read_key_bytes(&key_path(state_dir, key_file))?;
+    Ok(stateblob::StateBlobKey::new(root, storage.inner().volume_id()))
+}
+
+fn read_key_bytes(path: &Path) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
     use std::os::unix::fs::PermissionsExt as _;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading store key {}", path.display()))?;
@@ -90,11 +106,11 @@ pub fn read_key(path: &Path) -> anyhow::Result<StoreKey> {
     if hexkey.len() != 64 || !hexkey.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("{} does not hold a 256-bit key as 64 hex digits", path.display());
     }
-    let mut key = [0u8; 32];
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
     for (i, k) in key.iter_mut().enumerate() {
         *k = u8::from_str_radix(&hexkey[2 * i..2 * i + 2], 16)?;
     }
-    Ok(StoreKey::from_bytes(key))
+    Ok(key)
 }
 
 /// Creates the encrypted store of a new vTPM (format + ledger enrolment), and the development key if no key
