@@ -226,3 +226,23 @@ pub fn pcr_read(d: &mut Data, alg: u16, pcr: u32) -> Option<Vec<u8>> {
     assert_eq!(rd.u32().unwrap(), 1, "PCR_Read returned no digest for PCR {pcr}");
     Some(rd.tpm2b().unwrap().to_vec())
 }
+
+/// TPM2_PCR_Extend of `pcr` in the SHA-256 bank with `digest`; panics unless it succeeds.
+pub fn pcr_extend_sha256(d: &mut Data, pcr: u32, digest: [u8; 32]) {
+    let cmd = svsm_vtpm::marshal::CommandBuilder::new(0x182)
+        .handle(pcr)
+        .password_auth(b"")
+        .u32(1)
+        .u16(0x000B)
+        .bytes(&digest)
+        .build()
+        .unwrap();
+    let r = d.send(&cmd);
+    assert_eq!(svsm_vtpm::marshal::response_code(&r).unwrap(), 0, "PCR_Extend failed: {r:02x?}");
+}
+
+/// TPM2_Startup(CLEAR); panics unless it succeeds.
+pub fn startup(d: &mut Data) {
+    let r = d.send(&svsm_vtpm::marshal::cmd::startup(0).unwrap());
+    assert_eq!(svsm_vtpm::marshal::response_code(&r).unwrap(), 0, "TPM2_Startup failed: {r:02x?}");
+}
