@@ -107,6 +107,12 @@ fn tampered_foreign_mixed_and_plain_blobs_are_refused_and_the_tpm_keeps_its_stat
     startup(&mut d);
     assert_eq!(pcr_read(&mut d, SHA256, 16), Some(vec![0; 32]));
     drop(d);
+    // A snapshot restore on the same daemon (QEMU loadvm): A's own blobs bring PCR 16 back.
+    stop(&mut ca);
+    assert_eq!(ca.set_blob(PERMANENT, ENCRYPTED, &blobs_a[0]), 0);
+    assert_eq!(ca.set_blob(VOLATILE, ENCRYPTED, &blobs_a[1]), 0);
+    assert_eq!(common::be32(&ca.call(0x02, &1u32.to_be_bytes(), 4)), 0, "{}", a.log());
+    assert_eq!(pcr_read(&mut a.data(), SHA256, 16).as_ref(), Some(&pcr_a));
 
     // A fresh incoming daemon: one flipped bit anywhere, and the blob is refused.
     let i = Daemon::start(&tmp.path().join("i"), &["--incoming", "--store-key", k]);

@@ -2,7 +2,8 @@
 
 pub mod ekcert;
 pub mod server;
-pub mod stateblob;
+
+pub use svsm_vtpm::stateblob;
 
 use std::path::{Path, PathBuf};
 

@@ -19,13 +19,19 @@
 //! permanent blob is `u32 len ‖ libtpms permall ‖ u32 len ‖ manufacture record` (the record travels with the
 //! state it describes, so a destination store holds both or neither); volatile and savestate blobs are the
 //! libtpms blobs as they are.
+//!
+//! [`StateBlobKey::open`] parses bytes from the host: it is fuzzed (`fuzz/fuzz_targets/stateblob.rs`).
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use svsm_store::{RandomSource, VolumeId};
-use svsm_vtpm::swtpm::blob_type;
+
+use crate::swtpm::blob_type;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"SVSB";
@@ -223,7 +229,7 @@ impl StateBlobKey {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use svsm_store::OsRandom;
 
