@@ -374,6 +374,15 @@ impl TpmEngine for LibTpms {
     }
 
     fn store_volatile(&mut self) -> Result<(), EngineError> {
+        let data = self.volatile_state()?;
+        match self.with_storage(|s| s.store(NvBlob::Volatile, &data)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(EngineError::Persist(e)),
+            None => Err(EngineError::Stopped),
+        }
+    }
+
+    fn volatile_state(&mut self) -> Result<Vec<u8>, EngineError> {
         if !self.powered {
             return Err(EngineError::NotPowered);
         }
@@ -388,11 +397,7 @@ impl TpmEngine for LibTpms {
         let data = unsafe { std::slice::from_raw_parts(buf, len as usize) }.to_vec();
         // SAFETY: `buf` came from libtpms' allocator and is not used after this.
         unsafe { ffi::TPM_Free(buf) };
-        match self.with_storage(|s| s.store(NvBlob::Volatile, &data)) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(EngineError::Persist(e)),
-            None => Err(EngineError::Stopped),
-        }
+        Ok(data)
     }
 
     fn set_buffer_size(&mut self, wanted: u32) -> (u32, u32, u32) {

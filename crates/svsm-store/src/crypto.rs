@@ -38,7 +38,9 @@ impl StoreKey {
         Ok(StoreKey(arr))
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+    /// The secret itself, for deriving keys bound to this volume for other purposes (the vTPM's sealed
+    /// migration blobs). Never log or persist it; copy it only into zeroizing storage.
+    pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }

@@ -117,6 +117,12 @@ pub trait TpmEngine {
     /// Writes the volatile state to storage (for suspend/migration); loaded again at the next power-on.
     fn store_volatile(&mut self) -> Result<(), EngineError>;
 
+    /// The volatile state of the running TPM, without storing it (GET_STATEBLOB for migration and snapshots).
+    /// Engines that cannot serialise it say [`EngineError::Unsupported`].
+    fn volatile_state(&mut self) -> Result<Vec<u8>, EngineError> {
+        Err(EngineError::Unsupported("serialising the volatile state"))
+    }
+
     /// Negotiates the I/O buffer size: `wanted == 0` queries. Returns `(size, min, max)`.
     fn set_buffer_size(&mut self, wanted: u32) -> (u32, u32, u32);
 

@@ -16,6 +16,8 @@
 //! * [`MemNvStorage`]: RAM-backed NV storage, for staging a manufacture before one durable commit, and tests.
 //! * With feature `store`, `store_nv::StoreNvStorage`: NV blobs as objects of the secure store (`svsm-store`),
 //!   each NV commit one durable store transaction.
+//! * With feature `stateblob`, `stateblob`: the sealed state blobs of migration and snapshots (swtpm
+//!   CMD_GET/SET_STATEBLOB), bound to the store key, the blob type and the vTPM's volume id.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -28,6 +30,8 @@ pub mod marshal;
 mod mem_storage;
 pub mod mssim;
 pub mod service;
+#[cfg(feature = "stateblob")]
+pub mod stateblob;
 #[cfg(feature = "store")]
 pub mod store_nv;
 pub mod svsm_page;

@@ -72,8 +72,6 @@ pub mod rc {
     pub const NV_UNAVAILABLE: u32 = 0x923;
     /// The command was canceled.
     pub const CANCELED: u32 = 0x909;
-    /// TPM 1.2 "bad ordinal"-class answer OVMF expects from a TPM 2.0 probed with a TPM 1.2 command.
-    pub const TPM12_BAD_TAG: u32 = 0x1E;
 }
 
 /// Permanent handles (TPM_RH) and the password session handle.
@@ -368,16 +366,6 @@ pub fn error_response(code: u32) -> Vec<u8> {
     v.extend_from_slice(&st::NO_SESSIONS.to_be_bytes());
     v.extend_from_slice(&(HEADER_SIZE as u32).to_be_bytes());
     v.extend_from_slice(&code.to_be_bytes());
-    v
-}
-
-/// The answer a TPM 2.0 gives a TPM 1.2-tagged command: a TPM 1.2 response with a TPM 1.2 error code, so
-/// firmware that probes with a TPM 1.2 command (OVMF's GetTicks) concludes this is not a TPM 1.2.
-pub fn tpm12_error_response() -> Vec<u8> {
-    let mut v = Vec::with_capacity(HEADER_SIZE);
-    v.extend_from_slice(&st::TPM12_RSP_COMMAND.to_be_bytes());
-    v.extend_from_slice(&(HEADER_SIZE as u32).to_be_bytes());
-    v.extend_from_slice(&rc::TPM12_BAD_TAG.to_be_bytes());
     v
 }
 

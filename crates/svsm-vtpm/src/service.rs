@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use crate::api::TpmEngine;
 use crate::error::{EngineError, VtpmError};
-use crate::marshal::{self, rc, st};
+use crate::marshal::{self, rc};
 
 /// A vTPM: an engine plus the platform state every interface (mssim, swtpm, SVSM page) drives.
 ///
@@ -96,8 +96,11 @@ impl<E: TpmEngine> Vtpm<E> {
     /// Executes one TPM command at the current locality.
     ///
     /// Answers like a TPM would for the platform states the engine cannot see: TPM_RC_FAILURE while powered
-    /// off, TPM_RC_NV_UNAVAILABLE while NV is off, a TPM 1.2 error for TPM 1.2-tagged probes. Any NV change
-    /// is durable before this returns; an `Err` means the response must not be released.
+    /// off, TPM_RC_NV_UNAVAILABLE while NV is off. TPM 1.2-tagged commands (OVMF probes with TPM 1.2
+    /// GetTicks) go to the engine like any other: libtpms in TPM 2.0 mode answers them with a TPM 2.0
+    /// header, which is what tells firmware this is a TPM 2.0 (a TPM 1.2-tagged answer makes OVMF treat the
+    /// device as a TPM 1.2 and measure nothing). Any NV change is durable before this returns; an `Err`
+    /// means the response must not be released.
     pub fn execute(&mut self, command: &[u8]) -> Result<Vec<u8>, VtpmError> {
         self.execute_at(self.locality, command)
     }
@@ -106,10 +109,6 @@ impl<E: TpmEngine> Vtpm<E> {
     pub fn execute_at(&mut self, locality: u8, command: &[u8]) -> Result<Vec<u8>, VtpmError> {
         if locality > 4 {
             return Err(VtpmError::BadLocality(locality));
-        }
-        let tag = marshal::Reader::new(command).u16().unwrap_or(0);
-        if tag == st::TPM12_RQU_COMMAND {
-            return Ok(marshal::tpm12_error_response());
         }
         if !self.engine.is_powered() {
             return Ok(marshal::error_response(rc::FAILURE));
@@ -140,6 +139,11 @@ impl<E: TpmEngine> Vtpm<E> {
     /// Stores the volatile state (suspend / migration).
     pub fn store_volatile(&mut self) -> Result<(), VtpmError> {
         Ok(self.engine.store_volatile()?)
+    }
+
+    /// The volatile state of the running TPM, not stored (migration and snapshots).
+    pub fn volatile_state(&mut self) -> Result<Vec<u8>, VtpmError> {
+        Ok(self.engine.volatile_state()?)
     }
 
     /// Negotiates the buffer size (0 queries); returns `(size, min, max)`.

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// Guest memory size in MiB for --svsm-socket.
     #[arg(long, default_value_t = 8)]
     svsm_memory_mib: u64,
+    /// Receive this vTPM by migration: create a new, empty state directory (no manufacturing) and take the
+    /// TPM state from the first state blobs QEMU sends (`-incoming`). Needs --store-key: the blobs open only
+    /// under the source vTPM's store key.
+    #[arg(long, requires = "store_key")]
+    incoming: bool,
     #[command(flatten)]
     manufacture: ManufactureArgs,
 }
@@ -88,13 +93,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // First start means "no state directory yet". A directory without TPM state is damage, not a new TPM:
     // open_manufactured refuses it below instead of silently manufacturing a replacement.
     let first_start = !args.state_dir.exists();
-    if first_start {
+    if args.incoming && !first_start {
+        anyhow::bail!(
+            "--incoming creates a new vTPM state directory, but {} exists; name a new directory (an existing \
+             vTPM restores snapshots and migrations without --incoming)",
+            args.state_dir.display()
+        );
+    }
+    if first_start && !args.incoming {
         args.manufacture.issuer()?;
     }
     let (dir, _) = StateDir::open_or_create(&args.state_dir)?;
     let lock = dir.lock_for_write("serve")?;
     let vol = vtpm::volume(&dir, args.store_key.as_deref());
-    if first_start {
+    if first_start && !args.incoming {
         let mut storage = vtpm::create_store(&vol, &lock, args.manufacture.ledger_mode.into())?;
         let record = args
             .manufacture
@@ -104,10 +116,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", vtpm::describe(&record));
         drop(storage);
     }
-    let (storage, _record) = vtpm::open_manufactured(&vol, &lock)?;
+    let storage = if args.incoming {
+        let storage = vtpm::create_store(&vol, &lock, args.manufacture.ledger_mode.into())?;
+        println!(
+            "incoming: empty vTPM store in {}; waiting for QEMU's state blobs",
+            args.state_dir.display()
+        );
+        storage
+    } else {
+        vtpm::open_manufactured(&vol, &lock)?.0
+    };
+    let blob_key = vtpm::state_blob_key(&vol, &storage)?;
     let mut engine = LibTpms::new(storage, StateMode::RequireExisting)?;
-    svsm_vtpm::TpmEngine::power_on(&mut engine).context("powering on the vTPM")?;
-    let shared = server::Shared::new(Vtpm::new(engine), args.allow_remote_stop);
+    if !args.incoming {
+        svsm_vtpm::TpmEngine::power_on(&mut engine).context("powering on the vTPM")?;
+    }
+    let shared =
+        server::Shared::with_state_blobs(Vtpm::new(engine), args.allow_remote_stop, blob_key, args.incoming);
     let unix = match (&args.swtpm_unix, args.no_swtpm_unix) {
         (_, true) => None,
         (Some(p), false) => Some(p.clone()),

@@ -3,6 +3,8 @@
 pub mod ekcert;
 pub mod server;
 
+pub use svsm_vtpm::stateblob;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -49,6 +51,15 @@ pub fn volume(dir: &StateDir, store_key: Option<&Path>) -> Volume {
         None => dir.default_keys(),
     };
     dir.volume(VolumeName::VTPM, keys, dir.default_ledgers())
+}
+
+/// The key that seals this vTPM's migration and snapshot state blobs: the volume's root key and the store's
+/// volume id. The one place that decides what a state blob is bound to.
+pub fn state_blob_key(vol: &Volume, storage: &VtpmStorage) -> anyhow::Result<stateblob::StateBlobKey> {
+    let key = vol.key().context("reading the vTPM's key for its state blobs")?;
+    let mut root = zeroize::Zeroizing::new([0u8; 32]);
+    root.copy_from_slice(key.key.as_bytes());
+    Ok(stateblob::StateBlobKey::new(root, storage.inner().volume_id()))
 }
 
 /// Creates the encrypted store of a new vTPM (format + ledger enrolment), and the development key if the

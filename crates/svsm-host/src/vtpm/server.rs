@@ -7,6 +7,7 @@
 //! connection with a logged reason and the server keeps serving everyone else. A client that disconnects
 //! mid-command loses only the command it did not finish sending; anything acknowledged is already durable.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -16,11 +17,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use svsm_libtpms::LibTpms;
+use svsm_store::{OsRandom, VolumeId};
 use svsm_vtpm::error::FrameError;
 use svsm_vtpm::mssim::{self, CommandRequest, Parse, PlatformSignal};
+use svsm_vtpm::swtpm::blob_type;
 use svsm_vtpm::swtpm::{self, CtrlRequest, reply};
 use svsm_vtpm::{NvBlob, Vtpm};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
+
+use super::stateblob::{self, StateBlobKey};
+
+/// Tracing target of the TPM command/response recorder: at `trace` level every command and response on the
+/// swtpm data channel is logged in hex (`SVSM_LOG=info,tpm_io=trace`). For debugging and firmware tests
+/// only: commands carry authorization values.
+pub const TPM_IO_TARGET: &str = "tpm_io";
 
 /// The vTPM shared by all connections.
 #[derive(Debug)]
@@ -28,12 +38,56 @@ pub struct Shared {
     vtpm: Mutex<Vtpm<LibTpms>>,
     allow_remote_stop: bool,
     stopping: AtomicBool,
+    /// Migration and snapshots (GET/SET_STATEBLOB); `None` answers them with an error.
+    blobs: Option<StateBlobs>,
+}
+
+/// The state-blob side of the control channel: the sealing key and what SET_STATEBLOB delivered so far.
+#[derive(Debug)]
+struct StateBlobs {
+    key: StateBlobKey,
+    incoming: Mutex<Incoming>,
+}
+
+/// Blobs received by SET_STATEBLOB, applied (durably) by the next CMD_INIT.
+#[derive(Default)]
+struct Incoming {
+    /// Accept blobs of any vTPM sealed under this key until the first one fixes which (`serve --incoming`).
+    adopt: bool,
+    /// Volume id of the vTPM the pending blobs come from.
+    source: Option<VolumeId>,
+    pending: BTreeMap<u32, stateblob::Opened>,
+    /// The last sealed blob of each type, so a GET with an offset continues the same bytes.
+    last_sealed: BTreeMap<u32, Vec<u8>>,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pending blobs are plain TPM state: only their types are shown.
+        f.debug_struct("Incoming")
+            .field("adopt", &self.adopt)
+            .field("source", &self.source)
+            .field("pending", &self.pending.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
-    /// Wraps the process's vTPM.
-    pub fn new(vtpm: Vtpm<LibTpms>, allow_remote_stop: bool) -> Arc<Self> {
-        Arc::new(Shared { vtpm: Mutex::new(vtpm), allow_remote_stop, stopping: AtomicBool::new(false) })
+    /// Wraps the process's vTPM with migration and snapshot support: state blobs sealed under `key`. With
+    /// `incoming`, the vTPM has no state yet and takes it from the first blobs that authenticate.
+    pub fn with_state_blobs(
+        vtpm: Vtpm<LibTpms>,
+        allow_remote_stop: bool,
+        key: StateBlobKey,
+        incoming: bool,
+    ) -> Arc<Self> {
+        let incoming = Mutex::new(Incoming { adopt: incoming, ..Incoming::default() });
+        Arc::new(Shared {
+            vtpm: Mutex::new(vtpm),
+            allow_remote_stop,
+            stopping: AtomicBool::new(false),
+            blobs: Some(StateBlobs { key, incoming }),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Vtpm<LibTpms>> {
@@ -296,6 +350,7 @@ fn serve_swtpm_data(conn: &mut dyn Conn, shared: &Shared) -> Result<(), ConnErro
             let locality = v.locality();
             v.execute_at(locality, command)?
         };
+        trace!(target: TPM_IO_TARGET, command = %super::hex(command), response = %super::hex(&resp));
         conn.write_all(&resp)?;
         buf.drain(..consumed);
     }
@@ -328,6 +383,15 @@ fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Re
             let res = |ok: bool| reply::result(if ok { 0 } else { swtpm::RESULT_FAIL });
             match req {
                 CtrlRequest::GetCapability => reply::capability(swtpm::CAPABILITIES),
+                CtrlRequest::Init { flags } if shared.has_pending_blobs() => {
+                    res(shared.apply_incoming(&mut v, flags, peer))
+                }
+                CtrlRequest::GetStateBlob { flags: _, blob_type: kind, offset } => {
+                    shared.get_state_blob(&mut v, kind, offset, peer)
+                }
+                CtrlRequest::SetStateBlob { flags, blob_type: kind, data } => {
+                    reply::result(shared.set_state_blob(&v, flags, kind, data, peer))
+                }
                 CtrlRequest::Init { flags } => {
                     v.power_off();
                     let mut ok = true;
@@ -383,6 +447,160 @@ fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Re
         conn.write_all(&answer)?;
         buf.drain(..consumed);
     }
+}
+
+// ---- state blobs (migration, snapshots) ----
+
+impl Shared {
+    fn has_pending_blobs(&self) -> bool {
+        self.blobs.as_ref().is_some_and(|b| !lock_incoming(b).pending.is_empty())
+    }
+
+    /// CMD_GET_STATEBLOB: the blob of `kind`, sealed. Permanent state comes from the store (every NV change is
+    /// already there), volatile state from the running TPM.
+    fn get_state_blob(&self, v: &mut Vtpm<LibTpms>, kind: u32, offset: u32, peer: &str) -> Vec<u8> {
+        let fail = |code: u32| reply::state_blob(code, 0, &[]);
+        let Some(blobs) = &self.blobs else {
+            warn!(%peer, "CMD_GET_STATEBLOB refused: this daemon was started without state-blob support");
+            return fail(swtpm::RESULT_BAD_ORDINAL);
+        };
+        let mut incoming = lock_incoming(blobs);
+        let sealed = if offset == 0 {
+            let sealed = match read_state(v, kind) {
+                Ok(None) => return reply::state_blob(0, 0, &[]),
+                Ok(Some((state, record))) => blobs.key.seal(kind, &state, record.as_deref(), &mut OsRandom),
+                Err(e) => {
+                    error!(%peer, kind, error = %e, "CMD_GET_STATEBLOB failed");
+                    return fail(swtpm::RESULT_FAIL);
+                }
+            };
+            match sealed {
+                Ok(b) => {
+                    incoming.last_sealed.insert(kind, b);
+                }
+                Err(e) => {
+                    error!(%peer, kind, error = %e, "sealing the state blob failed");
+                    return fail(swtpm::RESULT_FAIL);
+                }
+            }
+            &incoming.last_sealed[&kind]
+        } else {
+            match incoming.last_sealed.get(&kind) {
+                Some(b) => b,
+                None => return fail(swtpm::RESULT_BAD_PARAMETER),
+            }
+        };
+        match sealed.get(offset as usize..) {
+            Some(rest) => reply::state_blob(0, swtpm::STATE_FLAG_ENCRYPTED, rest),
+            None => fail(swtpm::RESULT_BAD_PARAMETER),
+        }
+    }
+
+    /// CMD_SET_STATEBLOB: verifies and stages one blob; the next CMD_INIT makes the set durable and loads it.
+    fn set_state_blob(&self, v: &Vtpm<LibTpms>, flags: u32, kind: u32, data: &[u8], peer: &str) -> u32 {
+        let Some(blobs) = &self.blobs else {
+            warn!(%peer, "CMD_SET_STATEBLOB refused: this daemon was started without state-blob support");
+            return swtpm::RESULT_BAD_ORDINAL;
+        };
+        if v.is_powered() {
+            warn!(%peer, kind, "CMD_SET_STATEBLOB refused: the TPM is running (send CMD_STOP first)");
+            return swtpm::RESULT_INVALID_POSTINIT;
+        }
+        if !matches!(kind, blob_type::PERMANENT | blob_type::VOLATILE | blob_type::SAVESTATE) {
+            warn!(%peer, kind, "CMD_SET_STATEBLOB refused: unknown blob type");
+            return swtpm::RESULT_BAD_PARAMETER;
+        }
+        if flags & swtpm::STATE_FLAG_ENCRYPTED == 0 {
+            warn!(%peer, kind, "CMD_SET_STATEBLOB refused: unencrypted state blobs are not accepted");
+            return swtpm::RESULT_DECRYPT_ERROR;
+        }
+        let mut incoming = lock_incoming(blobs);
+        let expect = incoming.source.or((!incoming.adopt).then(|| blobs.key.volume()));
+        match blobs.key.open(kind, data, expect) {
+            Ok(opened) => {
+                info!(%peer, kind, len = data.len(), source = %opened.volume, "state blob accepted");
+                incoming.source = Some(opened.volume);
+                incoming.pending.insert(kind, opened);
+                0
+            }
+            Err(e) => {
+                error!(%peer, kind, error = %e, "state blob refused");
+                swtpm::RESULT_DECRYPT_ERROR
+            }
+        }
+    }
+
+    /// CMD_INIT after SET_STATEBLOB: commits the received state to the store in one durable transaction, then
+    /// powers the TPM on from it. Blobs QEMU did not send (empty ones) are deleted, so nothing of the previous
+    /// state mixes in.
+    fn apply_incoming(&self, v: &mut Vtpm<LibTpms>, flags: u32, peer: &str) -> bool {
+        let Some(blobs) = &self.blobs else { return false };
+        let mut incoming = lock_incoming(blobs);
+        let pending = std::mem::take(&mut incoming.pending);
+        let source = incoming.source.take();
+        v.power_off();
+        let Some(perm) = pending.get(&blob_type::PERMANENT) else {
+            error!(%peer, "CMD_INIT refused: state blobs arrived without the permanent one");
+            return false;
+        };
+        let state = |k: u32| pending.get(&k).map(|o| &o.state[..]);
+        let mut changes: Vec<(NvBlob, Option<&[u8]>)> = vec![
+            (NvBlob::Permanent, Some(&perm.state[..])),
+            (NvBlob::Volatile, state(blob_type::VOLATILE)),
+            (NvBlob::SaveState, state(blob_type::SAVESTATE)),
+        ];
+        if let Some(record) = &perm.manufacture {
+            changes.push((NvBlob::Manufacture, Some(record)));
+        }
+        match v.engine_mut().with_storage(|s| s.commit(&changes)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                error!(%peer, error = %e, "CMD_INIT failed: the received state could not be stored");
+                return false;
+            }
+            None => return false,
+        }
+        if let Err(e) = v.power_on() {
+            error!(%peer, error = %e, "CMD_INIT failed: the TPM did not start from the received state");
+            return false;
+        }
+        if flags & swtpm::INIT_FLAG_DELETE_VOLATILE != 0
+            && !matches!(v.engine_mut().with_storage(|s| s.delete(NvBlob::Volatile)), Some(Ok(())))
+        {
+            error!(%peer, "CMD_INIT: deleting the loaded volatile state failed");
+            return false;
+        }
+        incoming.adopt = false;
+        info!(%peer, source = ?source.map(|s| s.to_string()), "TPM state restored from state blobs and stored");
+        true
+    }
+}
+
+fn lock_incoming(blobs: &StateBlobs) -> MutexGuard<'_, Incoming> {
+    blobs.incoming.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The plain state of blob `kind` and, for the permanent blob, the manufacture record. `None`: no such state
+/// (an empty blob to QEMU).
+type PlainState = (zeroize::Zeroizing<Vec<u8>>, Option<Vec<u8>>);
+
+fn read_state(v: &mut Vtpm<LibTpms>, kind: u32) -> anyhow::Result<Option<PlainState>> {
+    let load = |v: &mut Vtpm<LibTpms>, blob: NvBlob| -> anyhow::Result<Option<svsm_vtpm::NvData>> {
+        match v.engine_mut().with_storage(|s| s.load(blob)) {
+            Some(r) => Ok(r?),
+            None => anyhow::bail!("the TPM engine stopped after a storage failure"),
+        }
+    };
+    Ok(match kind {
+        blob_type::PERMANENT => match load(v, NvBlob::Permanent)? {
+            Some(p) => Some((p, load(v, NvBlob::Manufacture)?.map(|r| r.to_vec()))),
+            None => None,
+        },
+        blob_type::VOLATILE if v.is_powered() => Some((zeroize::Zeroizing::new(v.volatile_state()?), None)),
+        blob_type::VOLATILE => None,
+        blob_type::SAVESTATE => load(v, NvBlob::SaveState)?.map(|s| (s, None)),
+        other => anyhow::bail!("unknown state blob type {other}"),
+    })
 }
 
 // ---- listeners ----
