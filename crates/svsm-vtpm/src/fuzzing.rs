@@ -155,7 +155,7 @@ mod tests {
         page.extend_from_slice(&(nv_write.len() as u32).to_le_bytes());
         page.extend_from_slice(&nv_write);
         v.push(page);
-        v.push(manufacture::ManufactureRecord { eks: Vec::new() }.encode().unwrap());
+        v.push(manufacture::ManufactureRecord::manufactured(Vec::new()).encode().unwrap());
         v
     }
 

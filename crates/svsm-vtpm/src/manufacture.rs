@@ -147,10 +147,32 @@ impl EkKind {
     }
 }
 
-/// Issues an EK certificate for a public key (implemented on the host with the operator's CA).
+/// Issues an EK certificate for a public key (implemented on the host with the operator's CA, or the
+/// development CA of the state directory).
 pub trait EkCertIssuer {
     /// Returns the DER certificate for `public`, the EK of `kind`.
     fn issue(&mut self, kind: EkKind, public: &PublicArea) -> Result<Vec<u8>, String>;
+
+    /// Who this issuer is, for the manufacture record (`tpm info` shows it).
+    fn describe(&self) -> CertIssuer;
+}
+
+/// The CA that signed a TPM's EK certificates, as recorded at manufacture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIssuer {
+    /// Whether it is a development CA (its key sits beside the state; its certificates prove nothing).
+    pub development: bool,
+    /// Human description: the CA's subject and where its certificate is.
+    pub description: String,
+}
+
+/// How a TPM's state came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Manufactured here (fresh seeds).
+    Manufactured,
+    /// Imported from a swtpm state directory (its seeds, EKs and NV contents are swtpm's).
+    ImportedSwtpm,
 }
 
 /// What to provision besides the seeds and EKs.
@@ -190,10 +212,23 @@ pub struct EkRecord {
 pub struct ManufactureRecord {
     /// One entry per EK.
     pub eks: Vec<EkRecord>,
+    /// Manufactured here or imported.
+    pub origin: Origin,
+    /// The CA that signed the EK certificates written at manufacture, if any (version-1 records and imported
+    /// TPMs: `None`).
+    pub cert_issuer: Option<CertIssuer>,
+}
+
+impl ManufactureRecord {
+    /// A record of a TPM manufactured here with `eks` and no certificate issuer.
+    pub fn manufactured(eks: Vec<EkRecord>) -> Self {
+        ManufactureRecord { eks, origin: Origin::Manufactured, cert_issuer: None }
+    }
 }
 
 const RECORD_MAGIC: &[u8; 8] = b"SVTPMMF1";
-const RECORD_VERSION: u16 = 1;
+/// Version 2 adds the origin and the certificate issuer after the EKs; version 1 is still read.
+const RECORD_VERSION: u16 = 2;
 
 impl ManufactureRecord {
     /// Encodes the record (versioned binary format).
@@ -210,6 +245,17 @@ impl ManufactureRecord {
             marshal::put_tpm2b(&mut out, &ek.name)?;
             marshal::put_tpm2b(&mut out, &ek.public)?;
         }
+        out.push(match self.origin {
+            Origin::Manufactured => 1,
+            Origin::ImportedSwtpm => 2,
+        });
+        match &self.cert_issuer {
+            None => out.push(0),
+            Some(issuer) => {
+                out.push(if issuer.development { 2 } else { 1 });
+                marshal::put_tpm2b(&mut out, issuer.description.as_bytes())?;
+            }
+        }
         Ok(out)
     }
 
@@ -219,7 +265,8 @@ impl ManufactureRecord {
         if r.take(8)? != RECORD_MAGIC {
             return Err(MarshalError::Unsupported("not a manufacture record (bad magic)"));
         }
-        if r.u16()? != RECORD_VERSION {
+        let version = r.u16()?;
+        if version != 1 && version != RECORD_VERSION {
             return Err(MarshalError::Unsupported("manufacture record version"));
         }
         let n = r.u8()?;
@@ -245,10 +292,29 @@ impl ManufactureRecord {
                 public,
             });
         }
+        let mut record = ManufactureRecord::manufactured(eks);
+        if version >= 2 {
+            record.origin = match r.u8()? {
+                1 => Origin::Manufactured,
+                2 => Origin::ImportedSwtpm,
+                _ => return Err(MarshalError::Unsupported("manufacture record origin")),
+            };
+            let development = match r.u8()? {
+                0 => None,
+                1 => Some(false),
+                2 => Some(true),
+                _ => return Err(MarshalError::Unsupported("manufacture record issuer kind")),
+            };
+            if let Some(development) = development {
+                let description = core::str::from_utf8(r.tpm2b()?)
+                    .map_err(|_| MarshalError::Unsupported("issuer description is not UTF-8"))?;
+                record.cert_issuer = Some(CertIssuer { development, description: description.into() });
+            }
+        }
         if r.remaining() != 0 {
             return Err(MarshalError::Unsupported("trailing bytes after manufacture record"));
         }
-        Ok(ManufactureRecord { eks })
+        Ok(record)
     }
 }
 
@@ -336,6 +402,7 @@ pub fn manufacture(
     mut issuer: Option<&mut dyn EkCertIssuer>,
 ) -> Result<ManufactureRecord, VtpmError> {
     run(engine, "TPM2_Startup(CLEAR)", cmd::startup(su::CLEAR))?;
+    let cert_issuer = issuer.as_deref().map(EkCertIssuer::describe);
     let mut eks = Vec::with_capacity(EkKind::ALL.len());
     for kind in EkKind::ALL {
         let resp = run(engine, "CreatePrimary(EK)", cmd::create_primary(rh::ENDORSEMENT, &kind.template()))?;
@@ -377,7 +444,7 @@ pub fn manufacture(
         });
     }
     run(engine, "TPM2_Shutdown(CLEAR)", cmd::shutdown(su::CLEAR))?;
-    Ok(ManufactureRecord { eks })
+    Ok(ManufactureRecord { eks, origin: Origin::Manufactured, cert_issuer })
 }
 
 #[cfg(test)]
@@ -394,6 +461,8 @@ mod tests {
     #[test]
     fn record_round_trips_and_rejects_damage() {
         let rec = ManufactureRecord {
+            origin: Origin::ImportedSwtpm,
+            cert_issuer: Some(CertIssuer { development: true, description: "CN=x".into() }),
             eks: vec![EkRecord {
                 kind: EkKind::EccP256,
                 persistent_handle: Some(0x8101_0002),
@@ -417,13 +486,30 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_still_decode_as_manufactured_without_an_issuer() {
+        let rec = ManufactureRecord::manufactured(vec![EkRecord {
+            kind: EkKind::Rsa2048,
+            persistent_handle: None,
+            cert_len: None,
+            template_written: false,
+            name: vec![0, 0x0B],
+            public: ek_template_rsa2048().marshal().unwrap(),
+        }]);
+        let mut v1 = rec.encode().unwrap();
+        // Version 1 = version 2 without the trailing origin and issuer bytes.
+        v1[9] = 1;
+        v1.truncate(v1.len() - 2);
+        assert_eq!(ManufactureRecord::decode(&v1).unwrap(), rec);
+    }
+
+    #[test]
     fn inspect_refuses_half_present_state() {
         let mut s = crate::MemNvStorage::new();
         assert_eq!(inspect(&mut s).unwrap(), StoredState::Empty);
         s.store(NvBlob::Permanent, b"x").unwrap();
         assert!(matches!(inspect(&mut s), Err(VtpmError::Inconsistent(_))));
         s.delete(NvBlob::Permanent).unwrap();
-        s.store(NvBlob::Manufacture, &ManufactureRecord { eks: vec![] }.encode().unwrap()).unwrap();
+        s.store(NvBlob::Manufacture, &ManufactureRecord::manufactured(vec![]).encode().unwrap()).unwrap();
         assert!(matches!(inspect(&mut s), Err(VtpmError::Inconsistent(_))));
         s.store(NvBlob::Permanent, b"x").unwrap();
         assert!(matches!(inspect(&mut s), Ok(StoredState::Manufactured(_))));

@@ -80,7 +80,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )?;
         let record = args
             .manufacture
-            .manufacture_into(&mut storage)
+            .manufacture_into(&args.state_dir, &mut storage)
             .context("manufacturing the vTPM on first start")?;
         println!("first start: manufactured a new vTPM in {}", args.state_dir.display());
         print!("{}", vtpm::describe(&record));

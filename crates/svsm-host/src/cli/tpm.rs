@@ -22,12 +22,16 @@ pub struct ManufactureArgs {
     #[arg(long, value_enum, default_value = "strict")]
     pub ledger_mode: vtpm::LedgerChoice,
     /// Provisioning CA certificate (PEM). With --ek-ca-key, EK certificates signed by it are written to the
-    /// standard NV indices (RSA 0x01C00002, ECC 0x01C0000A) with platform attributes.
-    #[arg(long, requires = "ek_ca_key")]
+    /// standard NV indices (RSA 0x01C00002, ECC 0x01C0000A) with platform attributes. Without it, a
+    /// DEVELOPMENT EK CA is created in the state directory (dev-ek-ca.pem / dev-ek-ca.key) and signs them.
+    #[arg(long, requires = "ek_ca_key", conflicts_with = "no_ek_certs")]
     pub ek_ca: Option<PathBuf>,
     /// The provisioning CA's private key (PEM, ECDSA P-256 or P-384, PKCS#8 or SEC1).
     #[arg(long, requires = "ek_ca")]
     pub ek_ca_key: Option<PathBuf>,
+    /// Write no EK certificates at all (and create no development EK CA).
+    #[arg(long)]
+    pub no_ek_certs: bool,
 }
 
 impl ManufactureArgs {
@@ -36,7 +40,8 @@ impl ManufactureArgs {
         ManufactureOptions { persist_eks: self.persist_ek, write_templates: !self.no_ek_templates }
     }
 
-    /// The CA that signs EK certificates, if one was given.
+    /// The operator's CA that signs EK certificates, if one was given (loaded up front so a bad `--ek-ca`
+    /// fails before anything is written).
     pub fn issuer(&self) -> anyhow::Result<Option<vtpm::ekcert::CaIssuer>> {
         match (&self.ek_ca, &self.ek_ca_key) {
             (Some(cert), Some(key)) => Ok(Some(vtpm::ekcert::CaIssuer::load(cert, key)?)),
@@ -44,12 +49,18 @@ impl ManufactureArgs {
         }
     }
 
-    /// Manufactures into `storage` with these arguments.
+    /// Manufactures into `storage` with these arguments: EK certificates from the operator's CA, else from
+    /// the development CA of `state_dir` (created if missing), unless `--no-ek-certs`.
     pub fn manufacture_into(
         &self,
+        state_dir: &std::path::Path,
         storage: &mut dyn svsm_vtpm::NvStorage,
     ) -> anyhow::Result<svsm_vtpm::manufacture::ManufactureRecord> {
-        let mut issuer = self.issuer()?;
+        let mut issuer = match self.issuer()? {
+            Some(operator) => Some(operator),
+            None if self.no_ek_certs => None,
+            None => Some(vtpm::ekcert::CaIssuer::development(state_dir)?),
+        };
         let issuer = issuer.as_mut().map(|i| i as &mut dyn svsm_vtpm::manufacture::EkCertIssuer);
         vtpm::manufacture_into(storage, self.options(), issuer)
     }
@@ -98,7 +109,7 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
             let mut storage =
                 vtpm::create_store(&state_dir, store_key.as_deref(), manufacture.ledger_mode.into())?;
             let record = manufacture
-                .manufacture_into(&mut storage)
+                .manufacture_into(&state_dir, &mut storage)
                 .with_context(|| format!("manufacturing into {}", path.display()))?;
             println!("manufactured a new vTPM in {}", state_dir.display());
             print!("{}", vtpm::describe(&record));
