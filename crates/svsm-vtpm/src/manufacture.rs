@@ -447,6 +447,67 @@ pub fn manufacture(
     Ok(ManufactureRecord { eks, origin: Origin::Manufactured, cert_issuer })
 }
 
+/// Sends `command` and returns the response if it succeeded, `None` if the TPM answered with an error code.
+fn try_run(
+    engine: &mut dyn TpmEngine,
+    step: &'static str,
+    command: Result<Vec<u8>, MarshalError>,
+) -> Result<Option<Vec<u8>>, VtpmError> {
+    let command = command.map_err(|error| VtpmError::Manufacture { step, error })?;
+    let resp = engine.execute(0, &command)?;
+    let code = marshal::response_code(&resp).map_err(|error| VtpmError::Manufacture { step, error })?;
+    Ok((code == marshal::rc::SUCCESS).then_some(resp))
+}
+
+/// Surveys the EKs of a TPM that was manufactured elsewhere (a swtpm state being imported): derives both
+/// profile EKs from its endorsement seed (empty endorsement auth, as the profile expects) and notes which
+/// certificates, templates and persistent EK handles it already holds. Runs Startup(CLEAR) ... Shutdown(CLEAR):
+/// give it a scratch copy of the state, not the state to keep.
+pub fn survey(engine: &mut dyn TpmEngine) -> Result<Vec<EkRecord>, VtpmError> {
+    run(engine, "TPM2_Startup(CLEAR)", cmd::startup(su::CLEAR))?;
+    let mut eks = Vec::with_capacity(EkKind::ALL.len());
+    for kind in EkKind::ALL {
+        let resp = run(engine, "CreatePrimary(EK)", cmd::create_primary(rh::ENDORSEMENT, &kind.template()))?;
+        let created = CreatedPrimary::parse(&resp)
+            .map_err(|error| VtpmError::Manufacture { step: "parse CreatePrimary(EK)", error })?;
+        run(engine, "FlushContext(EK)", cmd::flush_context(created.handle))?;
+        let nv_size = |engine: &mut dyn TpmEngine, index: u32| -> Result<Option<u16>, VtpmError> {
+            let step = "NV_ReadPublic";
+            let Some(resp) = try_run(engine, step, cmd::nv_read_public(index))? else { return Ok(None) };
+            let parsed = marshal::Response::parse(&resp, 0)
+                .and_then(|r| Reader::new(r.params).tpm2b().and_then(NvPublic::parse))
+                .map_err(|error| VtpmError::Manufacture { step, error })?;
+            Ok(Some(parsed.data_size))
+        };
+        let cert_len = nv_size(engine, kind.cert_index())?;
+        let template_written = nv_size(engine, kind.template_index())?.is_some();
+        let persistent_handle =
+            match try_run(engine, "ReadPublic", cmd::read_public(kind.persistent_handle()))? {
+                Some(resp) => {
+                    let name = marshal::Response::parse(&resp, 0)
+                        .and_then(|r| {
+                            let mut p = Reader::new(r.params);
+                            p.tpm2b()?;
+                            Ok(p.tpm2b()?.to_vec())
+                        })
+                        .map_err(|error| VtpmError::Manufacture { step: "parse ReadPublic", error })?;
+                    (name == created.name).then_some(kind.persistent_handle())
+                }
+                None => None,
+            };
+        eks.push(EkRecord {
+            kind,
+            persistent_handle,
+            cert_len,
+            template_written,
+            name: created.name,
+            public: created.public_bytes,
+        });
+    }
+    run(engine, "TPM2_Shutdown(CLEAR)", cmd::shutdown(su::CLEAR))?;
+    Ok(eks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use svsm_vtpm::manufacture::ManufactureOptions;
+use svsm_vtpm::manufacture::{ManufactureOptions, ManufactureRecord, Origin};
+use svsm_vtpm::swtpm_state::{KeyFormat, StateKey};
+use svsm_vtpm::{NvBlob, NvStorage as _};
+use zeroize::Zeroizing;
 
 use crate::vtpm;
 
@@ -89,6 +92,136 @@ pub enum TpmCommand {
         #[arg(long)]
         store_key: Option<PathBuf>,
     },
+    /// Import a swtpm TPM 2 state directory (`tpm2-00.permall`, plain or encrypted with swtpm's `--key`) into a
+    /// new encrypted vTPM volume: same seeds, EKs, NV indices, persistent keys and hierarchy passwords. The
+    /// swtpm directory is only read; stop swtpm first (its state files change while it runs).
+    ImportSwtpm {
+        /// The swtpm state directory (`swtpm --tpmstate dir=DIR`).
+        #[arg(long)]
+        from: PathBuf,
+        /// swtpm's state key file, if swtpm ran with `--key file=...` (AES-128 or AES-256 by its length).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// How the key file is written (swtpm's `format=`).
+        #[arg(long, value_enum, default_value = "hex", requires = "key")]
+        key_format: KeyFileFormat,
+        /// The new vTPM's state directory (must not hold a vTPM yet).
+        #[arg(long, default_value = "state")]
+        state_dir: PathBuf,
+        /// Store key file (64 hex digits). Default: `<state-dir>/dev-store.key`, created if missing.
+        #[arg(long)]
+        store_key: Option<PathBuf>,
+        /// Ledger mode of the new store (see docs/flush-policy.md).
+        #[arg(long, value_enum, default_value = "strict")]
+        ledger_mode: vtpm::LedgerChoice,
+    },
+    /// Export this vTPM as a swtpm TPM 2 state directory that `swtpm socket --tpm2 --tpmstate dir=DIR` runs.
+    /// Stop the daemon first. Without --key the exported file holds the TPM's seeds in the clear.
+    ExportSwtpm {
+        /// The directory to write (created if missing; an existing swtpm state in it is never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+        /// Encrypt the files with this swtpm key file; start swtpm with `--key file=FILE,mode=aes-cbc` (16-byte
+        /// key) or `mode=aes-256-cbc` (32-byte key), with the same `format=`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// How the key file is written (swtpm's `format=`).
+        #[arg(long, value_enum, default_value = "hex", requires = "key")]
+        key_format: KeyFileFormat,
+        /// The vTPM's state directory.
+        #[arg(long, default_value = "state")]
+        state_dir: PathBuf,
+        /// Store key file. Default: `<state-dir>/dev-store.key`.
+        #[arg(long)]
+        store_key: Option<PathBuf>,
+    },
+}
+
+/// swtpm key file formats (`--key file=...,format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyFileFormat {
+    /// Hex digits: 32 (AES-128) or 64 (AES-256).
+    Hex,
+    /// Raw bytes: 16 or 32.
+    Binary,
+}
+
+impl From<KeyFileFormat> for KeyFormat {
+    fn from(f: KeyFileFormat) -> Self {
+        match f {
+            KeyFileFormat::Hex => KeyFormat::Hex,
+            KeyFileFormat::Binary => KeyFormat::Binary,
+        }
+    }
+}
+
+fn state_key(path: Option<&std::path::Path>, format: KeyFileFormat) -> anyhow::Result<Option<StateKey>> {
+    path.map(|p| vtpm::swtpm_files::read_state_key(p, format.into())).transpose()
+}
+
+fn import_swtpm(
+    from: &std::path::Path,
+    key: Option<&StateKey>,
+    state_dir: &std::path::Path,
+    store_key: Option<&std::path::Path>,
+    ledger_mode: vtpm::LedgerChoice,
+) -> anyhow::Result<()> {
+    // Everything is read and checked before the new state directory is touched.
+    let state = vtpm::swtpm_files::read_dir(from, key)?;
+    let eks = vtpm::swtpm_files::survey(&state.permanent)?;
+    let path = vtpm::store_path(state_dir);
+    if path.exists() {
+        bail!("{} already holds a vTPM; import into a new --state-dir", path.display());
+    }
+    vtpm::ensure_state_dir(state_dir)?;
+    let _lock = vtpm::lock_state_dir(state_dir)?;
+    let mut storage = vtpm::create_store(state_dir, store_key, ledger_mode.into())?;
+    let record = ManufactureRecord { eks, origin: Origin::ImportedSwtpm, cert_issuer: None };
+    let encoded = record.encode().map_err(|e| anyhow::anyhow!("encoding the record: {e}"))?;
+    let mut changes: Vec<(NvBlob, Option<&[u8]>)> =
+        vec![(NvBlob::Permanent, Some(&state.permanent)), (NvBlob::Manufacture, Some(&encoded))];
+    if let Some(v) = &state.volatile {
+        changes.push((NvBlob::Volatile, Some(v)));
+    }
+    storage.commit(&changes).context("committing the imported TPM to the store")?;
+    println!(
+        "imported the swtpm TPM in {} ({}{}) into {}",
+        from.display(),
+        if state.encrypted { "encrypted" } else { "plain" },
+        if state.volatile.is_some() { ", with volatile state" } else { "" },
+        state_dir.display()
+    );
+    print!("{}", vtpm::describe(&record));
+    Ok(())
+}
+
+fn export_swtpm(
+    to: &std::path::Path,
+    key: Option<&StateKey>,
+    state_dir: &std::path::Path,
+    store_key: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let _lock =
+        vtpm::lock_state_dir(state_dir).context("stop the daemon serving this vTPM before exporting it")?;
+    let (mut storage, _record) = vtpm::open_manufactured(state_dir, store_key, true)?;
+    let permanent = Zeroizing::new(storage.load(NvBlob::Permanent)?.context("the store holds no TPM state")?);
+    let volatile = storage.load(NvBlob::Volatile)?.map(Zeroizing::new);
+    let written = vtpm::swtpm_files::write_dir(to, &permanent, volatile.as_deref().map(|v| &v[..]), key)?;
+    for p in &written {
+        println!("wrote {}", p.display());
+    }
+    match key {
+        Some(k) => println!(
+            "run it with: swtpm socket --tpm2 --tpmstate dir={} --key file=<key>,mode={} ...",
+            to.display(),
+            if k.bits() == 256 { "aes-256-cbc" } else { "aes-cbc" }
+        ),
+        None => println!(
+            "WARNING: {} holds this TPM's seeds unencrypted; protect or delete it (use --key to encrypt)",
+            to.display()
+        ),
+    }
+    Ok(())
 }
 
 pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
@@ -128,6 +261,14 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
                 stats.ledger_mode
             );
             print!("{}", vtpm::describe(&record));
+        }
+        TpmCommand::ImportSwtpm { from, key, key_format, state_dir, store_key, ledger_mode } => {
+            let key = state_key(key.as_deref(), key_format)?;
+            import_swtpm(&from, key.as_ref(), &state_dir, store_key.as_deref(), ledger_mode)?;
+        }
+        TpmCommand::ExportSwtpm { to, key, key_format, state_dir, store_key } => {
+            let key = state_key(key.as_deref(), key_format)?;
+            export_swtpm(&to, key.as_ref(), &state_dir, store_key.as_deref())?;
         }
     }
     Ok(ExitCode::SUCCESS)

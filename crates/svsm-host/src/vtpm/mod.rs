@@ -2,6 +2,7 @@
 
 pub mod ekcert;
 pub mod server;
+pub mod swtpm_files;
 
 use std::path::{Path, PathBuf};
 
