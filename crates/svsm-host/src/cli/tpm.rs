@@ -5,11 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use svsm_vtpm::manufacture::{ManufactureOptions, ManufactureRecord, Origin};
+use svsm_vtpm::manufacture::{self, ManufactureOptions, ManufactureRecord, Origin, StoredState};
 use svsm_vtpm::swtpm_state::{KeyFormat, StateKey};
 use svsm_vtpm::{NvBlob, NvStorage as _};
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
+use svsm_vtpm::store_nv::StoreNvStorage;
+
+use crate::state::{KeyFile, KeySource, StateDir, VolumeName};
 use crate::vtpm;
 
 /// How to manufacture (shared by `tpm manufacture` and a first `serve`).
@@ -169,13 +174,20 @@ fn import_swtpm(
     // Everything is read and checked before the new state directory is touched.
     let state = vtpm::swtpm_files::read_dir(from, key)?;
     let eks = vtpm::swtpm_files::survey(&state.permanent)?;
-    let path = vtpm::store_path(state_dir);
-    if path.exists() {
-        bail!("{} already holds a vTPM; import into a new --state-dir", path.display());
+    // The new volume is created through the state model (its key and ledger sources decide where the key
+    // and the freshness records come from); an existing volume is never overwritten.
+    let (dir, _created) = StateDir::open_or_create(state_dir)?;
+    let lock = dir.lock_for_write("tpm import-swtpm")?;
+    let keys: Arc<dyn KeySource> = match store_key {
+        Some(path) => Arc::new(KeyFile::existing(path)),
+        None => dir.default_keys(),
+    };
+    let volume = dir.volume(VolumeName::VTPM, keys, dir.default_ledgers());
+    if volume.exists() {
+        bail!("{} already holds a vTPM; import into a new --state-dir", volume.image().display());
     }
-    vtpm::ensure_state_dir(state_dir)?;
-    let _lock = vtpm::lock_state_dir(state_dir)?;
-    let mut storage = vtpm::create_store(state_dir, store_key, ledger_mode.into())?;
+    let store = volume.create(&lock, vtpm::STORE_BLOCKS, ledger_mode.into())?;
+    let mut storage = StoreNvStorage::new(store);
     let record = ManufactureRecord { eks, origin: Origin::ImportedSwtpm, cert_issuer: None };
     let encoded = record.encode().map_err(|e| anyhow::anyhow!("encoding the record: {e}"))?;
     let mut changes: Vec<(NvBlob, Option<&[u8]>)> =
@@ -201,9 +213,22 @@ fn export_swtpm(
     state_dir: &std::path::Path,
     store_key: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let _lock =
-        vtpm::lock_state_dir(state_dir).context("stop the daemon serving this vTPM before exporting it")?;
-    let (mut storage, _record) = vtpm::open_manufactured(state_dir, store_key, true)?;
+    let dir = StateDir::open(state_dir)?;
+    // The write lock, though nothing is written: a running daemon holds it, and its volatile state would be
+    // newer than the store's.
+    let _lock = dir
+        .lock_for_write("tpm export-swtpm")
+        .context("stop the daemon serving this vTPM before exporting it")?;
+    let keys: Arc<dyn KeySource> = match store_key {
+        Some(path) => Arc::new(KeyFile::existing(path)),
+        None => Arc::new(KeyFile::existing(dir.dev_key_path())),
+    };
+    let volume = dir.volume(VolumeName::VTPM, keys, dir.default_ledgers());
+    let mut storage = StoreNvStorage::new(volume.open_read_only()?);
+    match manufacture::inspect(&mut storage)? {
+        StoredState::Manufactured(_) => {}
+        StoredState::Empty => bail!("{} holds no vTPM to export", volume.image().display()),
+    }
     let permanent = Zeroizing::new(storage.load(NvBlob::Permanent)?.context("the store holds no TPM state")?);
     let volatile = storage.load(NvBlob::Volatile)?.map(Zeroizing::new);
     let written = vtpm::swtpm_files::write_dir(to, &permanent, volatile.as_deref().map(|v| &v[..]), key)?;
