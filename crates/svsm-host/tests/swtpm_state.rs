@@ -320,7 +320,15 @@ fn plain_swtpm_state_round_trips_and_damaged_or_foreign_files_are_refused() {
     swtpm_setup(work, &sw_dir, None);
     let sw = Swtpm::start(work, &sw_dir, None);
     let ek = populate(&sw.tcti, work);
+    // Suspend it as QEMU would before a snapshot: CMD_STORE_VOLATILE writes tpm2-00.volatilestate, which
+    // carries the PCRs. The import takes it along, so the vTPM resumes with the same PCR 16.
+    tpm2_ok(&sw.tcti, work, &["tpm2_pcrextend", &format!("16:sha256={}01", "00".repeat(31))]);
+    let pcr = tpm2_ok(&sw.tcti, work, &["tpm2_pcrread", "sha256:16"]);
+    assert!(pcr.contains("0x90F4B39548DF55AD6187A1D20D731ECEE78C545B94AFD16F42EF7592D99CD365"), "{pcr}");
+    let v = Command::new("swtpm_ioctl").arg("--unix").arg(&sw.ctrl).arg("-v").status().unwrap();
+    assert!(v.success(), "swtpm_ioctl -v (CMD_STORE_VOLATILE) failed");
     sw.stop();
+    assert!(sw_dir.join("tpm2-00.volatilestate").exists(), "swtpm wrote no volatile state");
 
     // Damaged and foreign files: each refused with what is wrong, nothing created.
     let permall = std::fs::read(sw_dir.join("tpm2-00.permall")).unwrap();
@@ -378,13 +386,22 @@ fn plain_swtpm_state_round_trips_and_damaged_or_foreign_files_are_refused() {
     let out =
         svsm_host(work, &["tpm", "import-swtpm", "--from", sw_dir.to_str().unwrap(), "--state-dir", "state"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("with volatile state"));
     let d = Daemon::start(&work.join("state"), &[]).unwrap();
-    tpm2_ok(&d.tcti, work, &["tpm2_startup", "-c"]);
+    // Resumed, not restarted: no Startup, and PCR 16 holds what swtpm had.
+    assert_eq!(
+        tpm2_ok(&d.tcti, work, &["tpm2_pcrread", "sha256:16"]),
+        pcr,
+        "the volatile state was not resumed"
+    );
     check(&d.tcti, work, "nv1.bin", &ek);
     drop(d);
     let out = svsm_host(work, &["tpm", "export-swtpm", "--state-dir", "state", "--to", "back"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("unencrypted"));
+    // libtpms consumes the volatile state once it resumed from it (as in swtpm): the TPM has run since, so
+    // the export holds only the permanent state.
+    assert!(!work.join("back/tpm2-00.volatilestate").exists(), "a consumed volatile state was exported");
     let sw = Swtpm::start(work, &work.join("back"), None);
     check(&sw.tcti, work, "nv1.bin", &ek);
     sw.stop();
