@@ -9,7 +9,8 @@
 //!
 //! plain:      flags 0x0000, one TLV DATA(1) = the libtpms blob
 //! encrypted:  flags 0x0001 (AES-128-CBC) or 0x0009 (| ENCRYPTED_256BIT_KEY, AES-256-CBC),
-//!             TLVs ENCRYPTED_DATA(2) = AES-CBC(key, IV, PKCS#7(libtpms blob)) with 16-byte padding blocks,
+//!             TLVs ENCRYPTED_DATA(2) = AES-CBC(key, IV, pad(libtpms blob)), padded PKCS#7-style to a multiple
+//!                                      of the KEY length (16 or 32 bytes: up to 32 bytes of padding with AES-256),
 //!                  HMAC(3)           = HMAC-SHA256(key, ciphertext || ivec)  (32 bytes),
 //!                  IVEC_ENCRYPTED_DATA(6) = ivec, key-length random bytes; the IV is its first 16
 //! ```
@@ -23,7 +24,7 @@
 
 use alloc::vec::Vec;
 
-use aes::cipher::block_padding::Pkcs7;
+use aes::cipher::block_padding::NoPadding;
 use aes::cipher::{BlockModeDecrypt as _, BlockModeEncrypt as _, KeyIvInit as _};
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
@@ -404,17 +405,33 @@ pub fn decode(
             mac.update(ciphertext);
             mac.update(ivec);
             mac.verify_slice(hmac).map_err(|_| SwtpmStateError::Authentication)?;
+            if ciphertext.len() % key.bytes.len() != 0 {
+                return Err(SwtpmStateError::Damaged(
+                    "the ciphertext is not a whole number of key-length blocks",
+                ));
+            }
             let iv = &ivec[..AES_BLOCK];
             let plain = match key.bits() {
                 256 => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key.bytes, iv)
                     .map_err(|_| SwtpmStateError::Key("key or IV length"))?
-                    .decrypt_padded_vec::<Pkcs7>(ciphertext),
+                    .decrypt_padded_vec::<NoPadding>(ciphertext),
                 _ => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key.bytes, iv)
                     .map_err(|_| SwtpmStateError::Key("key or IV length"))?
-                    .decrypt_padded_vec::<Pkcs7>(ciphertext),
+                    .decrypt_padded_vec::<NoPadding>(ciphertext),
             };
-            let plain = plain.map_err(|_| SwtpmStateError::Damaged("bad padding after decryption"))?;
-            (Zeroizing::new(plain), true)
+            let mut plain = Zeroizing::new(
+                plain.map_err(|_| SwtpmStateError::Damaged("the ciphertext is not whole AES blocks"))?,
+            );
+            let pad = usize::from(*plain.last().ok_or(SwtpmStateError::Damaged("empty ciphertext"))?);
+            if pad == 0
+                || pad > key.bytes.len()
+                || plain[plain.len() - pad..].iter().any(|&b| usize::from(b) != pad)
+            {
+                return Err(SwtpmStateError::Damaged("bad padding after decryption"));
+            }
+            let n = plain.len() - pad;
+            plain.truncate(n);
+            (plain, true)
         }
     };
     check_libtpms_blob(&blob, kind)?;
@@ -464,13 +481,19 @@ pub fn encode_encrypted(
         return Err(SwtpmStateError::Key("the IV TLV must be as long as the key"));
     }
     let iv = &ivec[..AES_BLOCK];
+    // PKCS#7-style padding to a multiple of the key length, as swtpm pads (1..=16 or 1..=32 bytes).
+    let unit = key.bytes.len();
+    let pad = unit - blob.len() % unit;
+    let mut padded = Zeroizing::new(Vec::with_capacity(blob.len() + pad));
+    padded.extend_from_slice(blob);
+    padded.resize(blob.len() + pad, pad as u8);
     let ciphertext = match key.bits() {
         256 => cbc::Encryptor::<aes::Aes256>::new_from_slices(&key.bytes, iv)
             .map_err(|_| SwtpmStateError::Key("key or IV length"))?
-            .encrypt_padded_vec::<Pkcs7>(blob),
+            .encrypt_padded_vec::<NoPadding>(&padded),
         _ => cbc::Encryptor::<aes::Aes128>::new_from_slices(&key.bytes, iv)
             .map_err(|_| SwtpmStateError::Key("key or IV length"))?
-            .encrypt_padded_vec::<Pkcs7>(blob),
+            .encrypt_padded_vec::<NoPadding>(&padded),
     };
     let mut mac = key.hmac();
     mac.update(&ciphertext);
