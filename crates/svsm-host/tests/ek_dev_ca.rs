@@ -35,7 +35,17 @@ fn first_start_without_an_ek_ca_certifies_both_eks_with_a_development_ca() {
         let text = run_ok(work, "openssl", &["x509", "-in", &pem, "-noout", "-text"]);
         assert!(text.contains("2.23.133.8.1"), "{text}");
         assert!(text.contains(usage), "{kind}: {text}");
-        assert!(text.contains("Subject Alternative Name"), "{text}");
+        assert!(text.contains("Subject Alternative Name: critical"), "{text}");
+        // Subject Directory Attributes with tcg-at-tpmSpecification (2.23.133.2.16) = { "2.0", level 0, rev },
+        // as the profile recommends and swtpm's local CA writes.
+        assert!(text.contains("Subject Directory Attributes"), "{text}");
+        let der = std::fs::read(work.join(format!("{kind}.der"))).unwrap();
+        let spec = [0x06, 0x05, 0x67, 0x81, 0x05, 0x02, 0x10, 0x31];
+        let at =
+            der.windows(spec.len()).position(|w| w == spec).expect("no tcg-at-tpmSpecification attribute");
+        // SET len, SEQUENCE len, UTF8String "2.0", INTEGER level 0, INTEGER revision 164.
+        let value = &der[at + spec.len() + 1..at + spec.len() + 15];
+        assert_eq!(value, &[0x30, 12, 0x0c, 3, b'2', b'.', b'0', 2, 1, 0, 2, 2, 0, 164], "TPMSpecification");
         // The certified key is the EK the TPM derives.
         tpm2_ok(
             &t,

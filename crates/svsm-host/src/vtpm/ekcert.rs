@@ -6,7 +6,8 @@
 //!
 //! Certificates follow the TCG EK Credential Profile's shape: empty subject with a critical SubjectAltName
 //! directoryName naming the TPM (manufacturer, model, version attributes), EKU tcg-kp-EKCertificate,
-//! BasicConstraints CA:false, KeyUsage keyEncipherment (RSA) or keyAgreement (ECC), issuer = the CA's subject.
+//! BasicConstraints CA:false, KeyUsage keyEncipherment (RSA) or keyAgreement (ECC), Subject Directory Attributes
+//! with tcg-at-tpmSpecification (2.0, level 0, revision 164), issuer = the CA's subject.
 //! The CA key must be ECDSA P-256 or P-384 (PKCS#8 or SEC1 PEM); its certificate must match it.
 
 use std::path::Path;
@@ -24,7 +25,7 @@ use x509_cert::der::{Any, Decode as _, DecodePem as _, Encode as _, Tag};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
-    SubjectKeyIdentifier,
+    SubjectDirectoryAttributes, SubjectKeyIdentifier,
 };
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -35,6 +36,7 @@ const TCG_KP_EK_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.
 const TCG_AT_TPM_MANUFACTURER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.1");
 const TCG_AT_TPM_MODEL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.2");
 const TCG_AT_TPM_VERSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.3");
+const TCG_AT_TPM_SPECIFICATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.2.16");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const SUBJECT_KEY_IDENTIFIER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 
@@ -42,6 +44,11 @@ const SUBJECT_KEY_IDENTIFIER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2
 const MANUFACTURER: &str = "id:49424D00";
 const MODEL: &str = "svsm-vtpm (libtpms)";
 const VERSION: &str = "id:00090002";
+/// The TPM 2.0 specification libtpms 0.9 implements: family "2.0", level 0, revision 164 (what its
+/// TPM_PT_LEVEL / TPM_PT_REVISION report, and what swtpm_setup writes for the same library).
+const SPEC_FAMILY: &str = "2.0";
+const SPEC_LEVEL: u8 = 0;
+const SPEC_REVISION: u16 = 164;
 
 enum CaKey {
     P256(p256::ecdsa::SigningKey),
@@ -178,6 +185,25 @@ impl CaIssuer {
         Ok(RdnSequence(vec![RelativeDistinguishedName(set)]))
     }
 
+    /// Subject Directory Attributes with tcg-at-tpmSpecification: `SET { TPMSpecification ::= SEQUENCE {
+    /// family UTF8String, level INTEGER, revision INTEGER } }`.
+    fn tpm_specification() -> anyhow::Result<SubjectDirectoryAttributes> {
+        let family = x509_cert::der::asn1::Utf8StringRef::new(SPEC_FAMILY)?;
+        let level = UintRef::new(&[SPEC_LEVEL])?;
+        let rev = SPEC_REVISION.to_be_bytes();
+        let revision = UintRef::new(&rev)?;
+        let body_len = ((family.encoded_len()? + level.encoded_len()?)? + revision.encoded_len()?)?;
+        let mut seq = Vec::new();
+        x509_cert::der::Header::new(Tag::Sequence, body_len)?.encode_to_vec(&mut seq)?;
+        family.encode_to_vec(&mut seq)?;
+        level.encode_to_vec(&mut seq)?;
+        revision.encode_to_vec(&mut seq)?;
+        Ok(SubjectDirectoryAttributes(vec![AttributeTypeAndValue {
+            oid: TCG_AT_TPM_SPECIFICATION,
+            value: Any::new(Tag::Set, seq)?,
+        }]))
+    }
+
     fn serial() -> anyhow::Result<SerialNumber> {
         use std::io::Read as _;
         let mut b = [0u8; 16];
@@ -229,6 +255,7 @@ impl CaIssuer {
                 b.add_extension(&KeyUsage(usage.into()))?;
                 b.add_extension(&ExtendedKeyUsage(vec![TCG_KP_EK_CERTIFICATE]))?;
                 b.add_extension(&SubjectAltName(vec![GeneralName::DirectoryName(Self::tpm_name()?)]))?;
+                b.add_extension(&Self::tpm_specification()?)?;
                 if let Some(aki) = &aki {
                     b.add_extension(aki)?;
                 }
