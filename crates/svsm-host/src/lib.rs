@@ -2,5 +2,6 @@
 //! integration tests, benchmarks and fuzz targets use the same code as the binary (`src/main.rs`).
 
 pub mod cli;
+pub mod sockets;
 pub mod state;
 pub mod vtpm;

@@ -36,7 +36,7 @@ pub mod svsm_page;
 pub mod swtpm;
 pub mod swtpm_state;
 
-pub use api::{NvBlob, NvStorage, TpmEngine};
+pub use api::{NvBlob, NvData, NvStorage, TpmEngine};
 pub use error::{EngineError, FrameError, MarshalError, StorageError, VtpmError};
 pub use mem_storage::MemNvStorage;
 pub use service::Vtpm;

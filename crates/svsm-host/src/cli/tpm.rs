@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 use svsm_vtpm::manufacture::{self, ManufactureOptions, ManufactureRecord, Origin, StoredState};
 use svsm_vtpm::swtpm_state::{KeyFormat, StateKey};
 use svsm_vtpm::{NvBlob, NvStorage as _};
-use zeroize::Zeroizing;
 
 use std::sync::Arc;
 
@@ -82,7 +81,7 @@ pub enum TpmCommand {
         /// State directory (created if missing).
         #[arg(long, default_value = "state")]
         state_dir: PathBuf,
-        /// Store key file (64 hex digits). Default: `<state-dir>/dev-store.key`, created if missing.
+        /// Store key file (the key-file format: 64 hex digits, `#` comments). Default: `<state-dir>/dev-store.key`, created if missing.
         #[arg(long)]
         store_key: Option<PathBuf>,
         #[command(flatten)]
@@ -229,8 +228,9 @@ fn export_swtpm(
         StoredState::Manufactured(_) => {}
         StoredState::Empty => bail!("{} holds no vTPM to export", volume.image().display()),
     }
-    let permanent = Zeroizing::new(storage.load(NvBlob::Permanent)?.context("the store holds no TPM state")?);
-    let volatile = storage.load(NvBlob::Volatile)?.map(Zeroizing::new);
+    // NvData is zeroizing: the seeds in these buffers are wiped when they go.
+    let permanent = storage.load(NvBlob::Permanent)?.context("the store holds no TPM state")?;
+    let volatile = storage.load(NvBlob::Volatile)?;
     let written = vtpm::swtpm_files::write_dir(to, &permanent, volatile.as_deref().map(|v| &v[..]), key)?;
     for p in &written {
         println!("wrote {}", p.display());
@@ -254,37 +254,43 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
         TpmCommand::Manufacture { state_dir, store_key, manufacture } => {
             // Load the CA first: a bad --ek-ca must not leave a half-made state directory behind.
             manufacture.issuer()?;
-            vtpm::ensure_state_dir(&state_dir)?;
-            let path = vtpm::store_path(&state_dir);
-            if path.exists() {
+            let (dir, _) = StateDir::open_or_create(&state_dir)?;
+            let lock = dir.lock_for_write("tpm manufacture")?;
+            let vol = vtpm::volume(&dir, store_key.as_deref());
+            if vol.exists() {
                 bail!(
                     "{} already holds vTPM state; a TPM is never re-manufactured (its EKs are its identity). \
                      Use a new --state-dir for a new TPM",
-                    path.display()
+                    vol.image().display()
                 );
             }
-            let _lock = vtpm::lock_state_dir(&state_dir)?;
-            let mut storage =
-                vtpm::create_store(&state_dir, store_key.as_deref(), manufacture.ledger_mode.into())?;
+            let mut storage = vtpm::create_store(&vol, &lock, manufacture.ledger_mode.into())?;
             let record = manufacture
                 .manufacture_into(&state_dir, &mut storage)
-                .with_context(|| format!("manufacturing into {}", path.display()))?;
+                .with_context(|| format!("manufacturing into {}", vol.image().display()))?;
             println!("manufactured a new vTPM in {}", state_dir.display());
             print!("{}", vtpm::describe(&record));
         }
         TpmCommand::Info { state_dir, store_key } => {
-            let (storage, record) = vtpm::open_manufactured(&state_dir, store_key.as_deref(), true)?;
-            let stats = storage.inner().stats();
+            let dir = StateDir::open(&state_dir)?;
+            let vol = vtpm::volume(&dir, store_key.as_deref());
+            let (storage, record) = vtpm::open_for_reading(&vol)?;
+            let stats = storage.stats();
             let (a, b, c) = svsm_libtpms::LibTpms::library_version();
             println!("vTPM in {} (libtpms {a}.{b}.{c})", state_dir.display());
+            let freshness = match storage {
+                vtpm::ReadStorage::Checked(_) => "ledger checked",
+                vtpm::ReadStorage::Detached(_) => "detached: freshness NOT checked",
+            };
             println!(
-                "store: {} (volume {}, generation {}, {} objects, ledger {:?})",
-                vtpm::store_path(&state_dir).display(),
+                "store: {} (volume {}, generation {}, {} objects, ledger {:?}; {freshness})",
+                vol.image().display(),
                 stats.volume_id,
                 stats.generation,
                 stats.objects,
                 stats.ledger_mode
             );
+            println!("key:   {}", vol.key_source().describe());
             print!("{}", vtpm::describe(&record));
         }
         TpmCommand::ImportSwtpm { from, key, key_format, state_dir, store_key, ledger_mode } => {
