@@ -406,3 +406,31 @@ fn plain_swtpm_state_round_trips_and_damaged_or_foreign_files_are_refused() {
     check(&sw.tcti, work, "nv1.bin", &ek);
     sw.stop();
 }
+
+#[test]
+fn a_swtpm_state_with_an_endorsement_password_imports_without_an_ek_survey() {
+    require_tpm2_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let sw_dir = work.join("swtpm-state");
+    swtpm_setup(work, &sw_dir, None);
+    let sw = Swtpm::start(work, &sw_dir, None);
+    let ek = ek_name(&sw.tcti, work);
+    tpm2_ok(&sw.tcti, work, &["tpm2_changeauth", "-c", "e", "endorsement-pass"]);
+    sw.stop();
+    // The EKs cannot be derived offline without the password: the import still happens, and says so.
+    let out =
+        svsm_host(work, &["tpm", "import-swtpm", "--from", sw_dir.to_str().unwrap(), "--state-dir", "state"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("endorsement hierarchy has a password"), "{said}");
+    let d = Daemon::start(&work.join("state"), &[]).unwrap();
+    tpm2_ok(&d.tcti, work, &["tpm2_startup", "-c"]);
+    tpm2_ok(
+        &d.tcti,
+        work,
+        &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", "-P", "endorsement-pass"],
+    );
+    let name = name_of(&tpm2_ok(&d.tcti, work, &["tpm2_readpublic", "-c", "ek.ctx"]));
+    assert_eq!(name, ek, "the EK changed");
+}

@@ -462,12 +462,18 @@ fn try_run(
 /// Surveys the EKs of a TPM that was manufactured elsewhere (a swtpm state being imported): derives both
 /// profile EKs from its endorsement seed (empty endorsement auth, as the profile expects) and notes which
 /// certificates, templates and persistent EK handles it already holds. Runs Startup(CLEAR) ... Shutdown(CLEAR):
-/// give it a scratch copy of the state, not the state to keep.
+/// give it a scratch copy of the state, not the state to keep. An EK the TPM refuses to create (an
+/// endorsement hierarchy password, or a disabled hierarchy) is left out of the result, not an error: the
+/// state is still a valid TPM, only its EKs cannot be derived without that password.
 pub fn survey(engine: &mut dyn TpmEngine) -> Result<Vec<EkRecord>, VtpmError> {
     run(engine, "TPM2_Startup(CLEAR)", cmd::startup(su::CLEAR))?;
     let mut eks = Vec::with_capacity(EkKind::ALL.len());
     for kind in EkKind::ALL {
-        let resp = run(engine, "CreatePrimary(EK)", cmd::create_primary(rh::ENDORSEMENT, &kind.template()))?;
+        let Some(resp) =
+            try_run(engine, "CreatePrimary(EK)", cmd::create_primary(rh::ENDORSEMENT, &kind.template()))?
+        else {
+            continue;
+        };
         let created = CreatedPrimary::parse(&resp)
             .map_err(|error| VtpmError::Manufacture { step: "parse CreatePrimary(EK)", error })?;
         run(engine, "FlushContext(EK)", cmd::flush_context(created.handle))?;

@@ -203,6 +203,12 @@ fn import_swtpm(
         state_dir.display()
     );
     print!("{}", vtpm::describe(&record));
+    if record.eks.len() < svsm_vtpm::manufacture::EkKind::ALL.len() {
+        println!(
+            "note: not every EK could be derived offline (the endorsement hierarchy has a password, or is \
+             disabled); the EKs are unchanged, create them with tpm2_createek -P <endorsement password>"
+        );
+    }
     Ok(())
 }
 

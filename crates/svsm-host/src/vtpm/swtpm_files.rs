@@ -76,10 +76,8 @@ pub fn survey(permanent: &[u8]) -> anyhow::Result<Vec<EkRecord>> {
     engine.power_on().context(
         "libtpms cannot load this swtpm state (written by an incompatible libtpms version, or damaged)",
     )?;
-    let eks = manufacture::survey(&mut engine).context(
-        "the imported TPM does not answer as expected (deriving its EKs failed; an endorsement \
-         hierarchy password set in swtpm would cause this)",
-    )?;
+    let eks = manufacture::survey(&mut engine)
+        .context("the imported TPM does not answer as expected (surveying its EKs failed)")?;
     engine.power_off();
     Ok(eks)
 }
