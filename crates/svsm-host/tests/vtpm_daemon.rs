@@ -631,6 +631,10 @@ fn ek_certificates_from_the_operators_ca_verify_and_match_the_eks() {
         &["tpm", "info", "--state-dir", state.to_str().unwrap()],
     );
     assert!(info.contains("at NV index 0x01c00002") && info.contains("at NV index 0x01c0000a"), "{info}");
+    // ... and names the CA that signed them (the operator's, not the development one).
+    assert!(info.contains("operator EK CA") && info.contains("CN=Test EK CA"), "{info}");
+    assert!(!info.contains("DEVELOPMENT ONLY"), "{info}");
+    assert!(!state.join("dev-ek-ca.key").exists(), "a development CA was created although --ek-ca was given");
 }
 
 #[test]

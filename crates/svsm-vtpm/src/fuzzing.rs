@@ -6,7 +6,7 @@
 //! TPM commands handed on are within the size limits and agree with their own headers.
 
 use crate::mssim::{self, CommandRequest, Parse};
-use crate::{MAX_TPM_MESSAGE, manufacture, marshal, svsm_page, swtpm};
+use crate::{MAX_TPM_MESSAGE, manufacture, marshal, svsm_page, swtpm, swtpm_state};
 
 fn check_progress<T>(r: &Parse<T>, available: usize) -> Option<usize> {
     match r {
@@ -141,6 +141,42 @@ pub fn stateblob(data: &[u8]) {
     }
 }
 
+/// swtpm state files (`tpm2-00.permall` from a directory being imported): the input as a file, decoded with
+/// no key and with fixed 128- and 256-bit keys; and the input as a libtpms blob, which must survive encoding
+/// as a plain and an encrypted file and decoding again unchanged.
+pub fn swtpm_state_file(data: &[u8]) {
+    use swtpm_state::{BlobKind, StateKey};
+    let k128 = StateKey::from_bytes(&[0x42; 16]).expect("16-byte key");
+    let k256 = StateKey::from_bytes(&[0x42; 32]).expect("32-byte key");
+    if swtpm_state::parse(data).is_ok() {
+        let total = u32::from_be_bytes([data[6], data[7], data[8], data[9]]);
+        assert_eq!(
+            total as usize,
+            data.len(),
+            "parser accepted a file whose length disagrees with its header"
+        );
+    }
+    for kind in [BlobKind::Permanent, BlobKind::Volatile] {
+        for key in [None, Some(&k128), Some(&k256)] {
+            if let Ok((blob, _)) = swtpm_state::decode(data, kind, key) {
+                assert!(swtpm_state::check_libtpms_blob(&blob, kind).is_ok());
+            }
+        }
+    }
+    // The input as the libtpms blob itself (forced to carry the permall magic).
+    let mut blob = alloc::vec![0x00, 0x03, 0xab, 0x36, 0x47, 0x23, 0x00, 0x03];
+    blob.extend_from_slice(&data[..data.len().min(8192)]);
+    let plain = swtpm_state::encode_plain(&blob, BlobKind::Permanent).expect("encode plain");
+    let (back, encrypted) = swtpm_state::decode(&plain, BlobKind::Permanent, None).expect("decode plain");
+    assert!(!encrypted && back[..] == blob[..], "plain state did not round-trip");
+    for key in [&k128, &k256] {
+        let ivec = alloc::vec![data.first().copied().unwrap_or(0); usize::from(key.bits() / 8)];
+        let file = swtpm_state::encode_encrypted(&blob, BlobKind::Permanent, key, &ivec).expect("encode");
+        let (back, encrypted) = swtpm_state::decode(&file, BlobKind::Permanent, Some(key)).expect("decode");
+        assert!(encrypted && back[..] == blob[..], "encrypted state did not round-trip");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use alloc::vec::Vec;
@@ -189,7 +225,13 @@ mod tests {
         page.extend_from_slice(&(nv_write.len() as u32).to_le_bytes());
         page.extend_from_slice(&nv_write);
         v.push(page);
-        v.push(manufacture::ManufactureRecord { eks: Vec::new() }.encode().unwrap());
+        v.push(manufacture::ManufactureRecord::manufactured(Vec::new()).encode().unwrap());
+        let blob = [&[0x00, 0x03, 0xab, 0x36, 0x47, 0x23, 0, 3][..], &[9; 40]].concat();
+        v.push(swtpm_state::encode_plain(&blob, swtpm_state::BlobKind::Permanent).unwrap());
+        let key = swtpm_state::StateKey::from_bytes(&[0x42; 32]).unwrap();
+        v.push(
+            swtpm_state::encode_encrypted(&blob, swtpm_state::BlobKind::Permanent, &key, &[1; 32]).unwrap(),
+        );
         v
     }
 
@@ -201,6 +243,7 @@ mod tests {
         tpm_structures(data);
         #[cfg(feature = "stateblob")]
         stateblob(data);
+        swtpm_state_file(data);
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! * Frame parsers for untrusted input, pure functions so they can be fuzzed: [`mssim`] (MS simulator
 //!   command and platform ports), [`swtpm`] (swtpm control channel and raw data channel), [`svsm_page`]
 //!   (the SVSM vTPM request/response page).
+//! * [`swtpm_state`]: swtpm's state-directory file format (plain or `--key`-encrypted `tpm2-00.permall`), for
+//!   importing a swtpm TPM and exporting one swtpm runs.
 //! * [`MemNvStorage`]: RAM-backed NV storage, for staging a manufacture before one durable commit, and tests.
 //! * With feature `store`, `store_nv::StoreNvStorage`: NV blobs as objects of the secure store (`svsm-store`),
 //!   each NV commit one durable store transaction.
@@ -36,6 +38,7 @@ pub mod stateblob;
 pub mod store_nv;
 pub mod svsm_page;
 pub mod swtpm;
+pub mod swtpm_state;
 
 pub use api::{NvBlob, NvData, NvStorage, TpmEngine};
 pub use error::{EngineError, FrameError, MarshalError, StorageError, VtpmError};

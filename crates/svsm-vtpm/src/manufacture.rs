@@ -147,10 +147,32 @@ impl EkKind {
     }
 }
 
-/// Issues an EK certificate for a public key (implemented on the host with the operator's CA).
+/// Issues an EK certificate for a public key (implemented on the host with the operator's CA, or the
+/// development CA of the state directory).
 pub trait EkCertIssuer {
     /// Returns the DER certificate for `public`, the EK of `kind`.
     fn issue(&mut self, kind: EkKind, public: &PublicArea) -> Result<Vec<u8>, String>;
+
+    /// Who this issuer is, for the manufacture record (`tpm info` shows it).
+    fn describe(&self) -> CertIssuer;
+}
+
+/// The CA that signed a TPM's EK certificates, as recorded at manufacture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIssuer {
+    /// Whether it is a development CA (its key sits beside the state; its certificates prove nothing).
+    pub development: bool,
+    /// Human description: the CA's subject and where its certificate is.
+    pub description: String,
+}
+
+/// How a TPM's state came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Manufactured here (fresh seeds).
+    Manufactured,
+    /// Imported from a swtpm state directory (its seeds, EKs and NV contents are swtpm's).
+    ImportedSwtpm,
 }
 
 /// What to provision besides the seeds and EKs.
@@ -190,10 +212,23 @@ pub struct EkRecord {
 pub struct ManufactureRecord {
     /// One entry per EK.
     pub eks: Vec<EkRecord>,
+    /// Manufactured here or imported.
+    pub origin: Origin,
+    /// The CA that signed the EK certificates written at manufacture, if any (version-1 records and imported
+    /// TPMs: `None`).
+    pub cert_issuer: Option<CertIssuer>,
+}
+
+impl ManufactureRecord {
+    /// A record of a TPM manufactured here with `eks` and no certificate issuer.
+    pub fn manufactured(eks: Vec<EkRecord>) -> Self {
+        ManufactureRecord { eks, origin: Origin::Manufactured, cert_issuer: None }
+    }
 }
 
 const RECORD_MAGIC: &[u8; 8] = b"SVTPMMF1";
-const RECORD_VERSION: u16 = 1;
+/// Version 2 adds the origin and the certificate issuer after the EKs; version 1 is still read.
+const RECORD_VERSION: u16 = 2;
 
 impl ManufactureRecord {
     /// Encodes the record (versioned binary format).
@@ -210,6 +245,17 @@ impl ManufactureRecord {
             marshal::put_tpm2b(&mut out, &ek.name)?;
             marshal::put_tpm2b(&mut out, &ek.public)?;
         }
+        out.push(match self.origin {
+            Origin::Manufactured => 1,
+            Origin::ImportedSwtpm => 2,
+        });
+        match &self.cert_issuer {
+            None => out.push(0),
+            Some(issuer) => {
+                out.push(if issuer.development { 2 } else { 1 });
+                marshal::put_tpm2b(&mut out, issuer.description.as_bytes())?;
+            }
+        }
         Ok(out)
     }
 
@@ -219,7 +265,8 @@ impl ManufactureRecord {
         if r.take(8)? != RECORD_MAGIC {
             return Err(MarshalError::Unsupported("not a manufacture record (bad magic)"));
         }
-        if r.u16()? != RECORD_VERSION {
+        let version = r.u16()?;
+        if version != 1 && version != RECORD_VERSION {
             return Err(MarshalError::Unsupported("manufacture record version"));
         }
         let n = r.u8()?;
@@ -245,10 +292,29 @@ impl ManufactureRecord {
                 public,
             });
         }
+        let mut record = ManufactureRecord::manufactured(eks);
+        if version >= 2 {
+            record.origin = match r.u8()? {
+                1 => Origin::Manufactured,
+                2 => Origin::ImportedSwtpm,
+                _ => return Err(MarshalError::Unsupported("manufacture record origin")),
+            };
+            let development = match r.u8()? {
+                0 => None,
+                1 => Some(false),
+                2 => Some(true),
+                _ => return Err(MarshalError::Unsupported("manufacture record issuer kind")),
+            };
+            if let Some(development) = development {
+                let description = core::str::from_utf8(r.tpm2b()?)
+                    .map_err(|_| MarshalError::Unsupported("issuer description is not UTF-8"))?;
+                record.cert_issuer = Some(CertIssuer { development, description: description.into() });
+            }
+        }
         if r.remaining() != 0 {
             return Err(MarshalError::Unsupported("trailing bytes after manufacture record"));
         }
-        Ok(ManufactureRecord { eks })
+        Ok(record)
     }
 }
 
@@ -336,6 +402,7 @@ pub fn manufacture(
     mut issuer: Option<&mut dyn EkCertIssuer>,
 ) -> Result<ManufactureRecord, VtpmError> {
     run(engine, "TPM2_Startup(CLEAR)", cmd::startup(su::CLEAR))?;
+    let cert_issuer = issuer.as_deref().map(EkCertIssuer::describe);
     let mut eks = Vec::with_capacity(EkKind::ALL.len());
     for kind in EkKind::ALL {
         let resp = run(engine, "CreatePrimary(EK)", cmd::create_primary(rh::ENDORSEMENT, &kind.template()))?;
@@ -377,7 +444,74 @@ pub fn manufacture(
         });
     }
     run(engine, "TPM2_Shutdown(CLEAR)", cmd::shutdown(su::CLEAR))?;
-    Ok(ManufactureRecord { eks })
+    Ok(ManufactureRecord { eks, origin: Origin::Manufactured, cert_issuer })
+}
+
+/// Sends `command` and returns the response if it succeeded, `None` if the TPM answered with an error code.
+fn try_run(
+    engine: &mut dyn TpmEngine,
+    step: &'static str,
+    command: Result<Vec<u8>, MarshalError>,
+) -> Result<Option<Vec<u8>>, VtpmError> {
+    let command = command.map_err(|error| VtpmError::Manufacture { step, error })?;
+    let resp = engine.execute(0, &command)?;
+    let code = marshal::response_code(&resp).map_err(|error| VtpmError::Manufacture { step, error })?;
+    Ok((code == marshal::rc::SUCCESS).then_some(resp))
+}
+
+/// Surveys the EKs of a TPM that was manufactured elsewhere (a swtpm state being imported): derives both
+/// profile EKs from its endorsement seed (empty endorsement auth, as the profile expects) and notes which
+/// certificates, templates and persistent EK handles it already holds. Runs Startup(CLEAR) ... Shutdown(CLEAR):
+/// give it a scratch copy of the state, not the state to keep. An EK the TPM refuses to create (an
+/// endorsement hierarchy password, or a disabled hierarchy) is left out of the result, not an error: the
+/// state is still a valid TPM, only its EKs cannot be derived without that password.
+pub fn survey(engine: &mut dyn TpmEngine) -> Result<Vec<EkRecord>, VtpmError> {
+    run(engine, "TPM2_Startup(CLEAR)", cmd::startup(su::CLEAR))?;
+    let mut eks = Vec::with_capacity(EkKind::ALL.len());
+    for kind in EkKind::ALL {
+        let Some(resp) =
+            try_run(engine, "CreatePrimary(EK)", cmd::create_primary(rh::ENDORSEMENT, &kind.template()))?
+        else {
+            continue;
+        };
+        let created = CreatedPrimary::parse(&resp)
+            .map_err(|error| VtpmError::Manufacture { step: "parse CreatePrimary(EK)", error })?;
+        run(engine, "FlushContext(EK)", cmd::flush_context(created.handle))?;
+        let nv_size = |engine: &mut dyn TpmEngine, index: u32| -> Result<Option<u16>, VtpmError> {
+            let step = "NV_ReadPublic";
+            let Some(resp) = try_run(engine, step, cmd::nv_read_public(index))? else { return Ok(None) };
+            let parsed = marshal::Response::parse(&resp, 0)
+                .and_then(|r| Reader::new(r.params).tpm2b().and_then(NvPublic::parse))
+                .map_err(|error| VtpmError::Manufacture { step, error })?;
+            Ok(Some(parsed.data_size))
+        };
+        let cert_len = nv_size(engine, kind.cert_index())?;
+        let template_written = nv_size(engine, kind.template_index())?.is_some();
+        let persistent_handle =
+            match try_run(engine, "ReadPublic", cmd::read_public(kind.persistent_handle()))? {
+                Some(resp) => {
+                    let name = marshal::Response::parse(&resp, 0)
+                        .and_then(|r| {
+                            let mut p = Reader::new(r.params);
+                            p.tpm2b()?;
+                            Ok(p.tpm2b()?.to_vec())
+                        })
+                        .map_err(|error| VtpmError::Manufacture { step: "parse ReadPublic", error })?;
+                    (name == created.name).then_some(kind.persistent_handle())
+                }
+                None => None,
+            };
+        eks.push(EkRecord {
+            kind,
+            persistent_handle,
+            cert_len,
+            template_written,
+            name: created.name,
+            public: created.public_bytes,
+        });
+    }
+    run(engine, "TPM2_Shutdown(CLEAR)", cmd::shutdown(su::CLEAR))?;
+    Ok(eks)
 }
 
 #[cfg(test)]
@@ -394,6 +528,8 @@ mod tests {
     #[test]
     fn record_round_trips_and_rejects_damage() {
         let rec = ManufactureRecord {
+            origin: Origin::ImportedSwtpm,
+            cert_issuer: Some(CertIssuer { development: true, description: "CN=x".into() }),
             eks: vec![EkRecord {
                 kind: EkKind::EccP256,
                 persistent_handle: Some(0x8101_0002),
@@ -417,13 +553,30 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_still_decode_as_manufactured_without_an_issuer() {
+        let rec = ManufactureRecord::manufactured(vec![EkRecord {
+            kind: EkKind::Rsa2048,
+            persistent_handle: None,
+            cert_len: None,
+            template_written: false,
+            name: vec![0, 0x0B],
+            public: ek_template_rsa2048().marshal().unwrap(),
+        }]);
+        let mut v1 = rec.encode().unwrap();
+        // Version 1 = version 2 without the trailing origin and issuer bytes.
+        v1[9] = 1;
+        v1.truncate(v1.len() - 2);
+        assert_eq!(ManufactureRecord::decode(&v1).unwrap(), rec);
+    }
+
+    #[test]
     fn inspect_refuses_half_present_state() {
         let mut s = crate::MemNvStorage::new();
         assert_eq!(inspect(&mut s).unwrap(), StoredState::Empty);
         s.store(NvBlob::Permanent, b"x").unwrap();
         assert!(matches!(inspect(&mut s), Err(VtpmError::Inconsistent(_))));
         s.delete(NvBlob::Permanent).unwrap();
-        s.store(NvBlob::Manufacture, &ManufactureRecord { eks: vec![] }.encode().unwrap()).unwrap();
+        s.store(NvBlob::Manufacture, &ManufactureRecord::manufactured(vec![]).encode().unwrap()).unwrap();
         assert!(matches!(inspect(&mut s), Err(VtpmError::Inconsistent(_))));
         s.store(NvBlob::Permanent, b"x").unwrap();
         assert!(matches!(inspect(&mut s), Ok(StoredState::Manufactured(_))));

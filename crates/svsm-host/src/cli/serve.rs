@@ -110,7 +110,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let mut storage = vtpm::create_store(&vol, &lock, args.manufacture.ledger_mode.into())?;
         let record = args
             .manufacture
-            .manufacture_into(&mut storage)
+            .manufacture_into(&args.state_dir, &mut storage)
             .context("manufacturing the vTPM on first start")?;
         println!("first start: manufactured a new vTPM in {}", args.state_dir.display());
         print!("{}", vtpm::describe(&record));

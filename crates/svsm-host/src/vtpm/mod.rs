@@ -2,6 +2,7 @@
 
 pub mod ekcert;
 pub mod server;
+pub mod swtpm_files;
 
 pub use svsm_vtpm::stateblob;
 
@@ -193,6 +194,22 @@ pub fn manufacture_into(
 pub fn describe(record: &ManufactureRecord) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
+    if record.origin == manufacture::Origin::ImportedSwtpm {
+        let _ = writeln!(s, "origin: imported from swtpm state (seeds, EKs and NV are swtpm's)");
+    }
+    match &record.cert_issuer {
+        Some(issuer) if issuer.development => {
+            let _ = writeln!(
+                s,
+                "EK certificates signed by the {} -- DEVELOPMENT ONLY, not evidence of a genuine TPM",
+                issuer.description
+            );
+        }
+        Some(issuer) => {
+            let _ = writeln!(s, "EK certificates signed by the {}", issuer.description);
+        }
+        None => {}
+    }
     for ek in &record.eks {
         let _ = writeln!(s, "EK {}:", ek.kind.label());
         let _ = writeln!(s, "  name:              {}", hex(&ek.name));
