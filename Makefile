@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages the build and the tests need. libtpms-dev: the TPM engine; swtpm + tpm2-tools: the
 # reference peer and the real client the integration tests drive; openssl: the tests' throwaway EK CA.
-APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl
+APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl python3-jwcrypto
 FUZZ_SECONDS ?= 60
 STATE_DIR ?= state
 
