@@ -85,24 +85,31 @@ pub fn verify_attestation(e: &Evidence<'_>) -> Result<Verified, VerifyError> {
     verify_report(claims, e)
 }
 
-/// The checks after the chain: report format, signature under the VCEK, TCB and chip against the VCEK's
-/// claims, VMPL, the REPORT_DATA binding, and the manifest. `e`'s certificates are not looked at.
-pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, VerifyError> {
-    if e.report.len() != REPORT_SIZE {
-        return Err(VerifyError::ReportFormat(format!("{} bytes, expected {REPORT_SIZE}", e.report.len())));
+/// The checks that need no relying-party context: report format and version, the signature under the
+/// VCEK whose `claims` the chain established, and the report's TCB and chip against those claims. Verifiers
+/// with their own REPORT_DATA binding (a KBS) use this and then compare REPORT_DATA themselves.
+pub fn verify_signed_report(
+    claims: &VcekClaims,
+    report_bytes: &[u8],
+) -> Result<AttestationReport, VerifyError> {
+    if report_bytes.len() != REPORT_SIZE {
+        return Err(VerifyError::ReportFormat(format!(
+            "{} bytes, expected {REPORT_SIZE}",
+            report_bytes.len()
+        )));
     }
-    let report =
-        AttestationReport::from_bytes(e.report).map_err(|err| VerifyError::ReportFormat(err.to_string()))?;
+    let report = AttestationReport::from_bytes(report_bytes)
+        .map_err(|err| VerifyError::ReportFormat(err.to_string()))?;
     if !(2..=5).contains(&report.version) {
         return Err(VerifyError::ReportFormat(format!("unsupported version {}", report.version)));
     }
     if report.sig_algo != SIG_ALGO_ECDSA_P384_SHA384 {
         return Err(VerifyError::SignatureAlgorithm(report.sig_algo));
     }
-    let r = scalar(&e.report[SIGNATURE_R_OFFSET..SIGNATURE_R_OFFSET + 72])?;
-    let s = scalar(&e.report[SIGNATURE_S_OFFSET..SIGNATURE_S_OFFSET + 72])?;
+    let r = scalar(&report_bytes[SIGNATURE_R_OFFSET..SIGNATURE_R_OFFSET + 72])?;
+    let s = scalar(&report_bytes[SIGNATURE_S_OFFSET..SIGNATURE_S_OFFSET + 72])?;
     let sig = p384::ecdsa::Signature::from_scalars(r, s).map_err(|_| VerifyError::ReportSignature)?;
-    claims.key.verify(&e.report[..SIGNED_LEN], &sig).map_err(|_| VerifyError::ReportSignature)?;
+    claims.key.verify(&report_bytes[..SIGNED_LEN], &sig).map_err(|_| VerifyError::ReportSignature)?;
 
     let reported = Tcb {
         bootloader: report.reported_tcb.bootloader,
@@ -116,6 +123,13 @@ pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, V
     if claims.hw_id.as_slice() != report.chip_id.as_slice() {
         return Err(VerifyError::ChipIdMismatch);
     }
+    Ok(report)
+}
+
+/// The checks after the chain: report format, signature under the VCEK, TCB and chip against the VCEK's
+/// claims, VMPL, the REPORT_DATA binding, and the manifest. `e`'s certificates are not looked at.
+pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, VerifyError> {
+    let report = verify_signed_report(&claims, e.report)?;
     if let Some(expected) = e.required_vmpl
         && report.vmpl != expected
     {
