@@ -51,7 +51,8 @@ pub fn encrypt_to(
             let mut sec1 = vec![4];
             sec1.extend(coord(x, 32)?);
             sec1.extend(coord(y, 32)?);
-            let peer = p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| "tee-pubkey is not a P-256 point")?;
+            let peer =
+                p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| "tee-pubkey is not a P-256 point")?;
             let eph = p256::ecdh::EphemeralSecret::random(rng);
             let z = eph.diffie_hellman(&peer).raw_secret_bytes().to_vec();
             let p = eph.public_key().to_encoded_point(false);
@@ -62,7 +63,8 @@ pub fn encrypt_to(
             let mut sec1 = vec![4];
             sec1.extend(coord(x, 48)?);
             sec1.extend(coord(y, 48)?);
-            let peer = p384::PublicKey::from_sec1_bytes(&sec1).map_err(|_| "tee-pubkey is not a P-384 point")?;
+            let peer =
+                p384::PublicKey::from_sec1_bytes(&sec1).map_err(|_| "tee-pubkey is not a P-384 point")?;
             let eph = p384::ecdh::EphemeralSecret::random(rng);
             let z = eph.diffie_hellman(&peer).raw_secret_bytes().to_vec();
             let p = eph.public_key().to_encoded_point(false);

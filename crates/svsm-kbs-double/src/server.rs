@@ -206,9 +206,14 @@ impl State {
         rand::rngs::OsRng.fill_bytes(&mut id);
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let (id, nonce) = (hex::encode(id), STANDARD.encode(nonce));
-        self.sessions.insert(id.clone(), Session { nonce: nonce.clone(), created: Instant::now(), attested: None });
+        self.sessions
+            .insert(id.clone(), Session { nonce: nonce.clone(), created: Instant::now(), attested: None });
         let body = json!({"nonce": nonce, "extra-params": ""});
-        (200, serde_json::to_vec(&body).unwrap_or_default(), Some(format!("kbs-session-id={id}; Max-Age=300")))
+        (
+            200,
+            serde_json::to_vec(&body).unwrap_or_default(),
+            Some(format!("kbs-session-id={id}; Max-Age=300")),
+        )
     }
 
     fn attest(&mut self, cookie: Option<String>, body: &[u8]) -> (u16, Vec<u8>, Option<String>) {
@@ -246,7 +251,8 @@ impl State {
                 .ok_or(format!("cert_chain has no {name}"))
                 .and_then(|d| svsm_attest::chain::parse_certificate(name, d).map_err(|e| e.to_string()))
         };
-        let (vcek, ask, ark) = (der(CertType::VCEK, "VCEK")?, der(CertType::ASK, "ASK")?, der(CertType::ARK, "ARK")?);
+        let (vcek, ask, ark) =
+            (der(CertType::VCEK, "VCEK")?, der(CertType::ASK, "ASK")?, der(CertType::ARK, "ARK")?);
         let claims = svsm_attest::chain::verify_chain(&self.config.trusted_ark, &ark, &ask, &vcek)
             .map_err(|e| e.to_string())?;
         let report = svsm_attest::verify::verify_signed_report(&claims, &bytes).map_err(|e| e.to_string())?;

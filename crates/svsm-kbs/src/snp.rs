@@ -49,3 +49,32 @@ impl SnpEvidence {
         self.cert_chain.as_ref()?.iter().find(|e| &e.cert_type == cert_type).map(|e| e.data.as_slice())
     }
 }
+
+/// Evidence from `svsm-attest`'s simulated SNP platform (reports signed by a simulated VCEK, chain to the
+/// simulated ARK). **Development only**: it verifies only against the simulated ARK, which no production
+/// KBS trusts.
+#[cfg(feature = "simulated")]
+#[derive(Debug)]
+pub struct SimulatedSnpEvidence {
+    /// The platform.
+    pub snp: svsm_attest::SimulatedSnp,
+}
+
+#[cfg(feature = "simulated")]
+impl crate::api::EvidenceProvider for SimulatedSnpEvidence {
+    fn tee(&self) -> kbs_types::Tee {
+        kbs_types::Tee::Snp
+    }
+
+    fn evidence(&mut self, report_data: &[u8; 64]) -> Result<Value, String> {
+        use der::Encode;
+        let report = self.snp.sign_report(report_data).map_err(|e| format!("simulated SNP report: {e:?}"))?;
+        let der = |c: &x509_cert::Certificate| c.to_der().map_err(|e| format!("certificate DER: {e}"));
+        let certs = vec![
+            (CertType::VCEK, der(self.snp.vcek())?),
+            (CertType::ASK, der(&self.snp.roots().ask)?),
+            (CertType::ARK, der(&self.snp.roots().ark)?),
+        ];
+        SnpEvidence::from_report(&report, certs)?.to_value()
+    }
+}
