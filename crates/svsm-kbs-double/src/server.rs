@@ -20,8 +20,8 @@ use svsm_kbs::snp::SnpEvidence;
 use tiny_http::{Header, Method, Response, Server};
 use x509_cert::Certificate;
 
+use crate::ResourcePolicy;
 use crate::encrypt::{encrypt_to, to_json};
-use crate::policy::ResourcePolicy;
 
 /// Largest request body read (Trustee's default payload limit is larger; the double only needs this).
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -51,7 +51,7 @@ pub struct DoubleConfig {
 struct Session {
     nonce: String,
     created: Instant,
-    attested: Option<(TeePubKey, Box<AttestationReport>)>,
+    attested: Option<(TeePubKey, Box<AttestationReport>, Vec<u8>)>,
 }
 
 /// Per-endpoint request counts, for tests.
@@ -223,11 +223,11 @@ impl State {
         };
         let nonce = self.sessions[&id].nonce.clone();
         match self.verify(&nonce, body) {
-            Ok((key, report)) => {
+            Ok((key, report, raw)) => {
                 self.counts.attest_ok += 1;
                 let token = self.token(&report);
                 if let Some(s) = self.sessions.get_mut(&id) {
-                    s.attested = Some((key, Box::new(report)));
+                    s.attested = Some((key, Box::new(report), raw));
                 }
                 (200, serde_json::to_vec(&json!({"token": token})).unwrap_or_default(), None)
             }
@@ -239,7 +239,7 @@ impl State {
         }
     }
 
-    fn verify(&self, nonce: &str, body: &[u8]) -> Result<(TeePubKey, AttestationReport), String> {
+    fn verify(&self, nonce: &str, body: &[u8]) -> Result<(TeePubKey, AttestationReport, Vec<u8>), String> {
         let a: Attestation = serde_json::from_slice(body).map_err(|e| format!("attestation JSON: {e}"))?;
         if a.runtime_data.nonce != nonce {
             return Err("nonce does not match the session".into());
@@ -253,14 +253,17 @@ impl State {
         };
         let (vcek, ask, ark) =
             (der(CertType::VCEK, "VCEK")?, der(CertType::ASK, "ASK")?, der(CertType::ARK, "ARK")?);
-        let claims = svsm_attest::chain::verify_chain(&self.config.trusted_ark, &ark, &ask, &vcek)
+        let chain_policy = ResourcePolicy::default();
+        let claims =
+            svsm_attest::chain::verify_chain(&self.config.trusted_ark, &ark, &ask, &vcek, &chain_policy)
+                .map_err(|e| e.to_string())?;
+        // Trustee's SNP verifier: signature, TCB against the VCEK, VMPL 0; guest-policy bits, measurement and
+        // minimum TCB are the resource policy's business (a DEBUG guest attests, then is denied the resource).
+        let verifier = ResourcePolicy { allowed_policy_bits: u64::MAX, ..ResourcePolicy::default() };
+        let report = svsm_attest::verify::verify_signed_report(&claims, &bytes, &verifier)
             .map_err(|e| e.to_string())?;
-        let report = svsm_attest::verify::verify_signed_report(&claims, &bytes).map_err(|e| e.to_string())?;
         if !(3..=5).contains(&report.version) {
             return Err(format!("report version {} (Trustee needs 3..=5)", report.version));
-        }
-        if report.vmpl != 0 {
-            return Err(format!("report VMPL {}", report.vmpl));
         }
         // The binding, computed the way Trustee does: serde_json's sorted map, compact.
         let runtime = json!({
@@ -282,7 +285,7 @@ impl State {
                 return Err("init-data does not match HOST_DATA".into());
             }
         }
-        Ok((a.runtime_data.tee_pubkey, report))
+        Ok((a.runtime_data.tee_pubkey, report, bytes))
     }
 
     fn token(&self, report: &AttestationReport) -> String {
@@ -306,7 +309,7 @@ impl State {
     fn resource(&mut self, cookie: Option<String>, path: &str) -> (u16, Vec<u8>, Option<String>) {
         self.counts.resource += 1;
         let attested = cookie.and_then(|c| self.sessions.get(&c)).and_then(|s| s.attested.clone());
-        let Some((key, report)) = attested else {
+        let Some((key, report, raw)) = attested else {
             return error(401, "TokenNotFound", "no attested session");
         };
         if let Some((status, kind)) = &self.deny {
@@ -316,7 +319,7 @@ impl State {
             // Observed Trustee behaviour: a missing resource is 401 PluginInternalError (its docs say 404).
             return error(401, "PluginInternalError", &format!("resource {path} not found"));
         };
-        if let Err(why) = resource.policy.evaluate(&report) {
+        if let Err(why) = svsm_attest::verify::report_meets_policy(&report, &raw, &resource.policy) {
             tracing::info!(%why, path, "KBS double: resource policy denied");
             return error(401, "PolicyDeny", "Resource policy denied the request");
         }

@@ -43,10 +43,9 @@ pub fn good_platform() -> SimulatedSnpEvidence {
 
 pub fn policy() -> ResourcePolicy {
     ResourcePolicy {
-        measurement: Some(MEASUREMENT),
-        vmpl: 0,
-        allow_debug: false,
-        min_tcb: Tcb { bootloader: 3, tee: 0, snp: 14, microcode: 200 },
+        expected_measurement: Some(MEASUREMENT),
+        minimum_tcb: Tcb { bootloader: 3, tee: 0, snp: 14, microcode: 200 },
+        ..ResourcePolicy::default()
     }
 }
 
