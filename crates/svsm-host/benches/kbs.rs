@@ -105,7 +105,7 @@ fn main() {
     let peer = p384::SecretKey::random(&mut rand::rngs::OsRng).public_key();
     let mine = p384::SecretKey::random(&mut rand::rngs::OsRng);
     report.push(compare(
-        "SVSM side in-process: keygen, binding, Attestation JSON, JWE decrypt",
+        "SVSM side in-process: keygen, binding, Attestation JSON",
         Plan::new(10, 20),
         "one P-384 ECDH",
         || {
