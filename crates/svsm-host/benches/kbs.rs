@@ -112,7 +112,7 @@ fn main() {
             let z = p384::ecdh::diffie_hellman(mine.to_nonzero_scalar(), peer.as_affine());
             std::hint::black_box(z.raw_secret_bytes());
         },
-        "KbsClient auth -> attest -> JWE",
+        "KbsClient auth -> attest",
         || {
             let mut client = KbsClient::new(ClientConfig::new(RESOURCE));
             let _ = client.start(Tee::Snp, &mut client_rng).expect("start");
