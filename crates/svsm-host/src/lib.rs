@@ -2,6 +2,7 @@
 //! integration tests, benchmarks and fuzz targets use the same code as the binary (`src/main.rs`).
 
 pub mod cli;
+pub mod kbs;
 pub mod sockets;
 pub mod state;
 pub mod vtpm;

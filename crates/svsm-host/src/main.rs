@@ -51,6 +51,9 @@ enum Command {
         #[arg(long)]
         ark_out: Option<std::path::PathBuf>,
     },
+    /// Relay between the SVSM's key-release channel and a Trustee KBS (the untrusted host proxy: it sees the
+    /// report, public keys and ciphertext only).
+    KbsProxy(cli::kbs::ProxyArgs),
     /// Act as a guest against `svsm-host serve`, the way the Linux drivers do.
     #[command(subcommand)]
     Guest(cli::harness::GuestCommand),
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
             cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out)
         }
         Command::Guest(cmd) => cli::harness::run_guest(cmd),
+        Command::KbsProxy(args) => cli::kbs::run_proxy(args),
     };
     match result {
         Ok(code) => code,

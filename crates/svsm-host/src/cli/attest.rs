@@ -10,7 +10,7 @@ use der::{DecodePem, EncodePem};
 use rand::RngCore;
 use svsm_attest::chain::{SimulatedRoots, parse_certificate, parse_pem_bundle};
 use svsm_attest::verify::Evidence;
-use svsm_attest::{SimulatedSnpConfig, verify_attestation};
+use svsm_attest::{SimulatedSnpConfig, VerifierPolicy, verify_attestation};
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_protocol::guest::{DirectTransport, Guest};
 use svsm_protocol::guid::{
@@ -42,9 +42,11 @@ pub enum AttestCommand {
         #[arg(long)]
         host_data: Option<String>,
     },
-    /// Verify an SVSM services attestation: ARK -> ASK -> VCEK chain against a trusted ARK, the report
-    /// signature and TCB, REPORT_DATA = SHA-512(nonce || manifest), the services manifest; prints the vTPM's
-    /// EK public key and EK Name. Exit status 0 = accepted, 1 = rejected.
+    /// Verify an SVSM services attestation: ARK -> ASK -> VCEK chain against a trusted ARK (signatures,
+    /// validity periods, CA constraints, optional AMD CRLs), the report signature and TCB, the guest policy
+    /// (DEBUG and MIGRATE_MA guests refused unless allowed), VMPL, REPORT_DATA = SHA-512(nonce || manifest),
+    /// the services manifest; prints the vTPM's EK public key and EK Name. Exit status 0 = accepted,
+    /// 1 = rejected.
     Verify {
         /// The raw 1184-byte attestation report (configfs-tsm outblob).
         #[arg(long)]
@@ -73,7 +75,33 @@ pub enum AttestCommand {
         /// Require this VMPL in the report (the SVSM attests at VMPL 0).
         #[arg(long, default_value_t = 0)]
         vmpl: u32,
+        /// An AMD CRL (DER, as KDS serves it at /vcek/v1/<product>/crl) revoking ASKs or VCEKs; repeatable.
+        /// It must be signed by the chain's ARK or ASK and current.
+        #[arg(long)]
+        crl: Vec<PathBuf>,
+        /// Minimum reported TCB as four SPLs "BL,TEE,SNP,UCODE" (e.g. 3,0,14,209 from AMD's bulletins).
+        #[arg(long, value_parser = parse_tcb)]
+        min_tcb: Option<svsm_attest::chain::Tcb>,
+        /// Accept a guest launched with DEBUG allowed (the host can read its memory: development only).
+        #[arg(long)]
+        allow_debug: bool,
     },
+}
+
+fn parse_tcb(text: &str) -> Result<svsm_attest::chain::Tcb, String> {
+    let parts: Vec<u8> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u8>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [bootloader, tee, snp, microcode] => Ok(svsm_attest::chain::Tcb {
+            bootloader: *bootloader,
+            tee: *tee,
+            snp: *snp,
+            microcode: *microcode,
+        }),
+        _ => Err("give four SPLs: BL,TEE,SNP,UCODE".into()),
+    }
 }
 
 fn hex_array<const N: usize>(what: &str, text: &str) -> anyhow::Result<[u8; N]> {
@@ -90,8 +118,29 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
         AttestCommand::Simulate { out, nonce, single_service, measurement, host_data } => {
             simulate(&out, nonce, single_service, measurement, host_data)
         }
-        AttestCommand::Verify { report, manifest, nonce, nonce_file, ark, chain, certs, selector, vmpl } => {
-            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, vmpl)
+        AttestCommand::Verify {
+            report,
+            manifest,
+            nonce,
+            nonce_file,
+            ark,
+            chain,
+            certs,
+            selector,
+            vmpl,
+            crl,
+            min_tcb,
+            allow_debug,
+        } => {
+            let mut policy = VerifierPolicy { required_vmpl: vmpl, ..Default::default() };
+            if let Some(t) = min_tcb {
+                policy.minimum_tcb = t;
+            }
+            if allow_debug {
+                policy.allowed_policy_bits |= svsm_attest::policy::POLICY_DEBUG;
+            }
+            policy.crls = crl.iter().map(|p| read(p)).collect::<anyhow::Result<_>>()?;
+            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, &policy)
         }
     }
 }
@@ -161,7 +210,7 @@ fn verify(
     chain: Option<PathBuf>,
     certs: Option<PathBuf>,
     selector: Option<PathBuf>,
-    vmpl: u32,
+    policy: &VerifierPolicy,
 ) -> anyhow::Result<ExitCode> {
     let report = read(report)?;
     let manifest = read(manifest)?;
@@ -208,9 +257,8 @@ fn verify(
         ark: &chain_ark,
         ask: &ask,
         vcek: &vcek,
-        required_vmpl: Some(vmpl),
     };
-    match verify_attestation(&evidence) {
+    match verify_attestation(&evidence, policy) {
         Ok(v) => {
             println!("verdict: ACCEPTED");
             println!(

@@ -1,6 +1,9 @@
-//! Helpers for the QEMU and state-blob tests: the daemon on Unix sockets only, raw swtpm data and control
+//! Helpers for the QEMU, state-blob and key-release (`kbs`) tests: the daemon on Unix sockets only, raw swtpm data and control
 //! clients, and child processes that are killed when a test ends (pass or fail).
 #![allow(dead_code)]
+
+/// The key-release tests' KBS double, proxy and simulated-SNP helpers.
+pub mod kbs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
