@@ -16,6 +16,23 @@ pub enum IgvmError {
     /// The `igvm` crate refused the file (truncated, bad header, bad checksum, bad directive...).
     #[error("not a valid IGVM file: {0}")]
     Parse(#[source] igvm::Error),
+    /// A header points at file data outside the file's data section.
+    #[error(
+        "variable header {header} (type {typ:#x}) points at file offset {file_offset:#x}, outside the data section"
+    )]
+    BadFileOffset {
+        /// Index of the header in the variable header section.
+        header: usize,
+        /// Its type.
+        typ: u32,
+        /// The offset it gives.
+        file_offset: u32,
+    },
+    /// The `igvm` crate's parser panicked on the file (a malformed file hitting one of its unchecked paths).
+    #[error(
+        "the igvm crate's parser failed on this malformed file (it panicked); the file is not a valid IGVM file"
+    )]
+    ParserPanicked,
     /// No SEV-SNP platform header: the file cannot launch an SNP guest.
     #[error("the IGVM file has no SEV-SNP platform header (platforms in the file: {found})")]
     NoSnpPlatform {

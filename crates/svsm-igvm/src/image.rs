@@ -138,8 +138,12 @@ impl SnpImage {
         if bytes.len() as u64 > MAX_FILE_SIZE {
             return Err(IgvmError::FileTooLarge { size: bytes.len() as u64, max: MAX_FILE_SIZE });
         }
-        let file = IgvmFile::new_from_binary(bytes, None).map_err(IgvmError::Parse)?;
-        Self::from_file(file)
+        check_file_offsets(bytes)?;
+        // The igvm crate's parser still has panicking paths on malformed input (slices and asserts in its VBS
+        // VP-context parsing, for one); a panic there is reported as a refusal of the file, not a crash.
+        let parsed = std::panic::catch_unwind(|| IgvmFile::new_from_binary(bytes, None))
+            .map_err(|_| IgvmError::ParserPanicked)?;
+        Self::from_file(parsed.map_err(IgvmError::Parse)?)
     }
 
     /// Validates an already parsed file.
@@ -347,6 +351,43 @@ impl SnpImage {
             _ => &[],
         }
     }
+}
+
+/// Header types whose body carries a file offset into the data section, and where.
+const FILE_OFFSET_AT: [(u32, usize); 5] = [
+    (0x104, 4),  // CoRIM document
+    (0x105, 4),  // CoRIM signature
+    (0x301, 12), // parameter area
+    (0x302, 12), // page data
+    (0x304, 12), // VP context
+];
+
+/// Checks that every file offset in the variable headers points into the file data section, before the igvm
+/// crate subtracts the section start from it (igvm 0.5 underflows on an offset inside the headers). Headers it
+/// cannot walk are left to the igvm crate to refuse.
+fn check_file_offsets(bytes: &[u8]) -> Result<(), IgvmError> {
+    let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let (Some(offset), Some(size)) = (word(8), word(12)) else { return Ok(()) };
+    let (start, Some(end)) = (offset as usize, (offset as usize).checked_add(size as usize)) else {
+        return Ok(());
+    };
+    let mut at = start;
+    let mut index = 0;
+    while at < end.min(bytes.len()) {
+        let (Some(typ), Some(len)) = (word(at), word(at + 4)) else { return Ok(()) };
+        for (t, field) in FILE_OFFSET_AT {
+            if typ == t && (len as usize) >= field + 4 {
+                let Some(file_offset) = word(at + 8 + field) else { return Ok(()) };
+                if file_offset != 0 && (file_offset as usize) < end || file_offset as usize > bytes.len() {
+                    return Err(IgvmError::BadFileOffset { header: index, typ, file_offset });
+                }
+            }
+        }
+        let Some(next) = (len as usize).checked_add(7).map(|l| at + 8 + (l & !7)) else { return Ok(()) };
+        at = next;
+        index += 1;
+    }
+    Ok(())
 }
 
 fn kvm_layout_issues(file: &IgvmFile, loads: &[Load]) -> Vec<String> {
