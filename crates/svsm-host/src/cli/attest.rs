@@ -10,7 +10,7 @@ use der::{DecodePem, EncodePem};
 use rand::RngCore;
 use svsm_attest::chain::{SimulatedRoots, parse_certificate, parse_pem_bundle};
 use svsm_attest::verify::Evidence;
-use svsm_attest::{SimulatedSnpConfig, verify_attestation};
+use svsm_attest::verify_attestation;
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_protocol::guest::{DirectTransport, Guest};
 use svsm_protocol::guid::{
@@ -36,8 +36,12 @@ pub enum AttestCommand {
         #[arg(long)]
         single_service: bool,
         /// MEASUREMENT to put in the report (96 hex digits).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "igvm")]
         measurement: Option<String>,
+        /// Simulate the launch of this IGVM file: the report carries its MEASUREMENT, POLICY, ID and author
+        /// key digests, family and image IDs and guest SVN.
+        #[arg(long)]
+        igvm: Option<PathBuf>,
         /// HOST_DATA to put in the report (64 hex digits).
         #[arg(long)]
         host_data: Option<String>,
@@ -87,8 +91,8 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AttestCommand::Simulate { out, nonce, single_service, measurement, host_data } => {
-            simulate(&out, nonce, single_service, measurement, host_data)
+        AttestCommand::Simulate { out, nonce, single_service, measurement, igvm, host_data } => {
+            simulate(&out, nonce, single_service, measurement, igvm.as_deref(), host_data)
         }
         AttestCommand::Verify { report, manifest, nonce, nonce_file, ark, chain, certs, selector, vmpl } => {
             verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, vmpl)
@@ -101,6 +105,7 @@ fn simulate(
     nonce: Option<String>,
     single_service: bool,
     measurement: Option<String>,
+    igvm: Option<&Path>,
     host_data: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let mut rng = rand::rngs::OsRng;
@@ -112,7 +117,7 @@ fn simulate(
             n
         }
     };
-    let mut config = SimulatedSnpConfig::default();
+    let mut config = crate::cli::harness::simulated_config(igvm)?;
     if let Some(m) = measurement {
         config.measurement = hex_array("--measurement", &m)?;
     }

@@ -58,12 +58,18 @@ pub struct ServeArgs {
     /// Guest memory size in MiB for --svsm-socket.
     #[arg(long, default_value_t = 8)]
     svsm_memory_mib: u64,
+    /// With --svsm-socket: the simulated SNP platform reports the launch of this IGVM file (its MEASUREMENT,
+    /// POLICY, ID and author key digests), as hardware would for a VM launched from it.
+    #[arg(long, requires = "svsm_socket")]
+    igvm: Option<PathBuf>,
     #[command(flatten)]
     manufacture: ManufactureArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    // Measure the IGVM file before anything is created, so a bad file changes nothing.
+    let snp_config = crate::cli::harness::simulated_config(args.igvm.as_deref())?;
     // First start means "no state directory yet". A directory without TPM state is damage, not a new TPM:
     // open_manufactured refuses it below instead of silently manufacturing a replacement.
     let first_start = !args.state_dir.exists();
@@ -113,6 +119,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.svsm_memory_mib,
             &ark,
             Box::new(vtpm),
+            snp_config,
         )?;
         println!(
             "svsm    SVSM calls on {} (guest memory {}; simulated SNP platform, trust anchor {})",
