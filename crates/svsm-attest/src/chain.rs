@@ -17,6 +17,7 @@ use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
 use sha2::Sha384;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::name::Name;
@@ -24,6 +25,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use crate::error::VerifyError;
+use crate::policy::VerifierPolicy;
 
 /// RSASSA-PSS.
 pub const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
@@ -164,12 +166,15 @@ pub fn vcek_claims(vcek: &Certificate) -> Result<VcekClaims, VerifyError> {
     Ok(VcekClaims { tcb, hw_id, product_name, key })
 }
 
-/// Verifies ARK (self-signed, must equal the trust anchor) -> ASK -> VCEK and returns the VCEK's claims.
+/// Verifies ARK (self-signed, must equal the trust anchor) -> ASK -> VCEK and returns the VCEK's claims:
+/// signatures, names, validity periods at `policy.time`, CA constraints (ARK and ASK are CAs allowed to sign
+/// certificates, the VCEK is not a CA) and revocation against `policy.crls`.
 pub fn verify_chain(
     trusted_ark: &Certificate,
     ark: &Certificate,
     ask: &Certificate,
     vcek: &Certificate,
+    policy: &VerifierPolicy,
 ) -> Result<VcekClaims, VerifyError> {
     if ark != trusted_ark {
         return Err(VerifyError::UntrustedRoot);
@@ -177,7 +182,130 @@ pub fn verify_chain(
     verify_pss_signed("ARK", ark, ark)?;
     verify_pss_signed("ASK", ark, ask)?;
     verify_pss_signed("VCEK", ask, vcek)?;
+    let now = policy.time.unix_seconds();
+    for (which, cert, ca) in [("ARK", ark, true), ("ASK", ask, true), ("VCEK", vcek, false)] {
+        check_validity(which, cert, now)?;
+        check_constraints(which, cert, ca)?;
+    }
+    for der_crl in &policy.crls {
+        check_crl(der_crl, ark, ask, vcek, now)?;
+    }
     vcek_claims(vcek)
+}
+
+fn unix(t: &Time) -> u64 {
+    t.to_unix_duration().as_secs()
+}
+
+/// notBefore <= now <= notAfter.
+pub fn check_validity(which: &'static str, cert: &Certificate, now: u64) -> Result<(), VerifyError> {
+    let v = &cert.tbs_certificate.validity;
+    let (nb, na) = (unix(&v.not_before), unix(&v.not_after));
+    if now < nb {
+        return Err(VerifyError::CertificateValidity {
+            which,
+            detail: format!("not valid before {} (check time {now}, Unix seconds)", v.not_before),
+        });
+    }
+    if now > na {
+        return Err(VerifyError::CertificateValidity {
+            which,
+            detail: format!("expired at {} (check time {now}, Unix seconds)", v.not_after),
+        });
+    }
+    Ok(())
+}
+
+fn decoded_extension<'a, T: Decode<'a>>(
+    cert: &'a Certificate,
+    oid: ObjectIdentifier,
+    which: &'static str,
+) -> Result<Option<T>, VerifyError> {
+    let Some(exts) = cert.tbs_certificate.extensions.as_ref() else { return Ok(None) };
+    let mut found = exts.iter().filter(|e| e.extn_id == oid);
+    let Some(e) = found.next() else { return Ok(None) };
+    if found.next().is_some() {
+        return Err(VerifyError::CaConstraints { which, detail: "extension present twice" });
+    }
+    T::from_der(e.extn_value.as_bytes())
+        .map(Some)
+        .map_err(|_| VerifyError::CaConstraints { which, detail: "malformed BasicConstraints or KeyUsage" })
+}
+
+const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+
+/// A CA (ARK, ASK) must say so in BasicConstraints and, if it has KeyUsage, allow keyCertSign; a leaf (VCEK)
+/// must not be a CA nor allowed to sign certificates.
+pub fn check_constraints(which: &'static str, cert: &Certificate, ca: bool) -> Result<(), VerifyError> {
+    let bc: Option<BasicConstraints> = decoded_extension(cert, OID_BASIC_CONSTRAINTS, which)?;
+    let ku: Option<KeyUsage> = decoded_extension(cert, OID_KEY_USAGE, which)?;
+    let err = |detail| Err(VerifyError::CaConstraints { which, detail });
+    if ca {
+        if !bc.is_some_and(|b| b.ca) {
+            return err("a CA certificate without BasicConstraints cA=TRUE");
+        }
+        if ku.is_some_and(|k| !k.key_cert_sign()) {
+            return err("a CA certificate whose KeyUsage does not allow keyCertSign");
+        }
+    } else {
+        if bc.is_some_and(|b| b.ca) {
+            return err("the VCEK claims to be a CA");
+        }
+        if ku.is_some_and(|k| k.key_cert_sign()) {
+            return err("the VCEK's KeyUsage allows keyCertSign");
+        }
+    }
+    Ok(())
+}
+
+/// Checks one CRL: issued (and RSASSA-PSS SHA-384 signed) by the ARK or the ASK, current at `now`, and not
+/// listing the certificate that issuer signed (ASK for the ARK's CRL, VCEK for the ASK's).
+fn check_crl(
+    der_crl: &[u8],
+    ark: &Certificate,
+    ask: &Certificate,
+    vcek: &Certificate,
+    now: u64,
+) -> Result<(), VerifyError> {
+    let crl = CertificateList::from_der(der_crl).map_err(|e| VerifyError::Crl(format!("not DER: {e}")))?;
+    let tbs = &crl.tbs_cert_list;
+    let (issuer, subject, which) = if tbs.issuer == ark.tbs_certificate.subject {
+        (ark, ask, "ASK")
+    } else if tbs.issuer == ask.tbs_certificate.subject {
+        (ask, vcek, "VCEK")
+    } else {
+        return Err(VerifyError::Crl("issued by neither the ARK nor the ASK of this chain".into()));
+    };
+    if crl.signature_algorithm.oid != OID_RSASSA_PSS || tbs.signature.oid != OID_RSASSA_PSS {
+        return Err(VerifyError::Crl("signature algorithm is not RSASSA-PSS".into()));
+    }
+    let spki_der = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| VerifyError::Crl(e.to_string()))?;
+    let key = <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(&spki_der)
+        .map_err(|e| VerifyError::Crl(format!("issuer key is not RSA: {e}")))?;
+    let tbs_der = tbs.to_der().map_err(|e| VerifyError::Crl(e.to_string()))?;
+    let sig = rsa::pss::Signature::try_from(crl.signature.raw_bytes())
+        .map_err(|e| VerifyError::Crl(format!("signature: {e}")))?;
+    rsa::pss::VerifyingKey::<Sha384>::new(key)
+        .verify(&tbs_der, &sig)
+        .map_err(|_| VerifyError::Crl("signature does not verify under its issuer's key".into()))?;
+    if unix(&tbs.this_update) > now {
+        return Err(VerifyError::Crl(format!("thisUpdate {} is after the check time", tbs.this_update)));
+    }
+    if let Some(next) = &tbs.next_update
+        && unix(next) < now
+    {
+        return Err(VerifyError::Crl(format!("stale: nextUpdate {next} has passed; fetch a current CRL")));
+    }
+    let serial = &subject.tbs_certificate.serial_number;
+    if tbs.revoked_certificates.iter().flatten().any(|r| &r.serial_number == serial) {
+        return Err(VerifyError::Revoked { which });
+    }
+    Ok(())
 }
 
 /// The simulated AMD root and signing keys with their certificates.
@@ -218,8 +346,8 @@ fn ext(oid: &str, critical: bool, value: Vec<u8>) -> Result<Extension, der::Erro
     })
 }
 
-/// Signs a TBS certificate RSASSA-PSS SHA-384 (salt 48) with `key`.
-fn sign_pss(
+/// Signs a TBS certificate RSASSA-PSS SHA-384 (salt 48) with `key` (also for tests that forge chains).
+pub fn sign_pss(
     key: &rsa::RsaPrivateKey,
     mut tbs: x509_cert::TbsCertificate,
     rng: &mut (impl rand::CryptoRng + rand::RngCore),
@@ -321,6 +449,60 @@ impl SimulatedRoots {
     /// forge chains.
     pub fn ark_key(&self) -> &rsa::RsaPrivateKey {
         &self.ark_key
+    }
+
+    /// The ASK's private key; exposed for tests that forge VCEKs.
+    pub fn ask_key(&self) -> &rsa::RsaPrivateKey {
+        &self.ask_key
+    }
+
+    /// Issues a CRL as AMD's KDS does (RSASSA-PSS SHA-384), by the ARK (`by_ask == false`, revoking ASKs) or
+    /// the ASK (revoking VCEKs), valid from a day ago for `valid_secs`, listing `revoked` serials.
+    pub fn issue_crl(
+        &self,
+        by_ask: bool,
+        revoked: &[SerialNumber],
+        valid_secs: u64,
+        rng: &mut (impl rand::CryptoRng + rand::RngCore),
+    ) -> Result<Vec<u8>, BoxError> {
+        let (key, issuer) = if by_ask {
+            (&self.ask_key, self.ask.tbs_certificate.subject.clone())
+        } else {
+            (&self.ark_key, self.ark.tbs_certificate.subject.clone())
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let this = now.saturating_sub(Duration::from_secs(86_400));
+        let next = this + Duration::from_secs(86_400 + valid_secs);
+        let this_update = Time::UtcTime(UtcTime::from_unix_duration(this)?);
+        let revoked_certificates = (!revoked.is_empty()).then(|| {
+            revoked
+                .iter()
+                .map(|s| RevokedCert {
+                    serial_number: s.clone(),
+                    revocation_date: this_update,
+                    crl_entry_extensions: None,
+                })
+                .collect()
+        });
+        let mut tbs = TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: spki::AlgorithmIdentifierOwned { oid: OID_RSASSA_PSS, parameters: None },
+            issuer,
+            this_update,
+            next_update: Some(Time::UtcTime(UtcTime::from_unix_duration(next)?)),
+            revoked_certificates,
+            crl_extensions: None,
+        };
+        let signer = rsa::pss::SigningKey::<Sha384>::new_with_salt_len(key.clone(), PSS_SALT_LEN);
+        let alg = spki::DynSignatureAlgorithmIdentifier::signature_algorithm_identifier(&signer)?;
+        tbs.signature = alg.clone();
+        let sig = signer.try_sign_with_rng(rng, &tbs.to_der()?)?;
+        let crl = CertificateList {
+            tbs_cert_list: tbs,
+            signature_algorithm: alg,
+            signature: BitString::from_bytes(&sig.to_bytes())?,
+        };
+        Ok(crl.to_der()?)
     }
 }
 

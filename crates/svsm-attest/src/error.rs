@@ -78,4 +78,57 @@ pub enum VerifyError {
         /// In the report.
         actual: u32,
     },
+    /// The guest was launched with DEBUG allowed: the host can read and write its memory.
+    #[error("guest policy allows DEBUG ({policy:#x}): the host can read its memory; refused")]
+    DebugGuest {
+        /// The report's GUEST_POLICY.
+        policy: u64,
+    },
+    /// The guest policy has flags the verifier policy does not allow.
+    #[error("guest policy {policy:#x} has flags {disallowed:#x} that the verifier policy does not allow")]
+    GuestPolicy {
+        /// The report's GUEST_POLICY.
+        policy: u64,
+        /// The offending bits.
+        disallowed: u64,
+    },
+    /// The reported TCB is below the minimum.
+    #[error("reported TCB {report:?} is below the required minimum {minimum:?} (bl, tee, snp, ucode)")]
+    TcbBelowMinimum {
+        /// (bl, tee, snp, ucode) from the report.
+        report: [u8; 4],
+        /// The minimum.
+        minimum: [u8; 4],
+    },
+    /// MEASUREMENT is not the expected launch digest.
+    #[error("launch MEASUREMENT differs from the expected one")]
+    MeasurementMismatch,
+    /// HOST_DATA is not the expected value.
+    #[error("HOST_DATA differs from the expected value")]
+    HostDataMismatch,
+    /// A certificate is outside its validity period at the check time.
+    #[error("{which} certificate is not valid at the check time: {detail}")]
+    CertificateValidity {
+        /// ARK, ASK or VCEK.
+        which: &'static str,
+        /// Not yet valid or expired, with the dates.
+        detail: String,
+    },
+    /// A certificate's BasicConstraints / KeyUsage do not fit its place in the chain.
+    #[error("{which} certificate constraints do not fit its role: {detail}")]
+    CaConstraints {
+        /// ARK, ASK or VCEK.
+        which: &'static str,
+        /// What is wrong.
+        detail: &'static str,
+    },
+    /// A CRL given in the policy is malformed, not signed by the ARK or ASK, or not current.
+    #[error("CRL rejected: {0}")]
+    Crl(String),
+    /// A certificate of the chain is listed in a CRL.
+    #[error("{which} certificate is revoked by the issuer's CRL")]
+    Revoked {
+        /// ASK or VCEK.
+        which: &'static str,
+    },
 }

@@ -6,6 +6,8 @@
 
 /// Size of the report.
 pub const REPORT_SIZE: usize = 0x4A0;
+/// Offset of GUEST_POLICY (8 bytes, little-endian).
+pub const POLICY_OFFSET: usize = 0x08;
 /// Offset of REPORT_DATA (64 bytes).
 pub const REPORT_DATA_OFFSET: usize = 0x50;
 /// Bytes covered by the signature: `[0, 0x2A0)`.

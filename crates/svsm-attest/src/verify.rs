@@ -13,9 +13,10 @@ use x509_cert::Certificate;
 
 use crate::chain::{Tcb, VcekClaims, tcb_array, verify_chain};
 use crate::error::VerifyError;
+use crate::policy::{POLICY_ABI_MASK, POLICY_DEBUG, VerifierPolicy};
 use crate::report::{
-    REPORT_DATA_OFFSET, REPORT_SIZE, SIG_ALGO_ECDSA_P384_SHA384, SIGNATURE_R_OFFSET, SIGNATURE_S_OFFSET,
-    SIGNED_LEN,
+    POLICY_OFFSET, REPORT_DATA_OFFSET, REPORT_SIZE, SIG_ALGO_ECDSA_P384_SHA384, SIGNATURE_R_OFFSET,
+    SIGNATURE_S_OFFSET, SIGNED_LEN,
 };
 
 /// Everything the verifier is given.
@@ -37,8 +38,6 @@ pub struct Evidence<'a> {
     pub ask: &'a Certificate,
     /// VCEK.
     pub vcek: &'a Certificate,
-    /// Require this VMPL in the report (the SVSM requests VMPL0).
-    pub required_vmpl: Option<u32>,
 }
 
 /// The vTPM's endorsement key as attested.
@@ -79,15 +78,21 @@ fn scalar(field: &[u8]) -> Result<p384::FieldBytes, VerifyError> {
     Ok(be.into())
 }
 
-/// Runs every check; the first that fails is returned.
-pub fn verify_attestation(e: &Evidence<'_>) -> Result<Verified, VerifyError> {
-    let claims = verify_chain(e.trusted_ark, e.ark, e.ask, e.vcek)?;
-    verify_report(claims, e)
+/// Runs every check against `policy` (pass `&VerifierPolicy::default()` for the secure defaults); the first
+/// that fails is returned.
+pub fn verify_attestation(e: &Evidence<'_>, policy: &VerifierPolicy) -> Result<Verified, VerifyError> {
+    let claims = verify_chain(e.trusted_ark, e.ark, e.ask, e.vcek, policy)?;
+    verify_report(claims, e, policy)
 }
 
 /// The checks after the chain: report format, signature under the VCEK, TCB and chip against the VCEK's
-/// claims, VMPL, the REPORT_DATA binding, and the manifest. `e`'s certificates are not looked at.
-pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, VerifyError> {
+/// claims, the report against `policy` (VMPL, guest policy, minimum TCB, measurement, HOST_DATA), the
+/// REPORT_DATA binding, and the manifest. `e`'s certificates are not looked at.
+pub fn verify_report(
+    claims: VcekClaims,
+    e: &Evidence<'_>,
+    policy: &VerifierPolicy,
+) -> Result<Verified, VerifyError> {
     if e.report.len() != REPORT_SIZE {
         return Err(VerifyError::ReportFormat(format!("{} bytes, expected {REPORT_SIZE}", e.report.len())));
     }
@@ -116,11 +121,7 @@ pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, V
     if claims.hw_id.as_slice() != report.chip_id.as_slice() {
         return Err(VerifyError::ChipIdMismatch);
     }
-    if let Some(expected) = e.required_vmpl
-        && report.vmpl != expected
-    {
-        return Err(VerifyError::Vmpl { expected, actual: report.vmpl });
-    }
+    check_report_policy(&report, e.report, reported, policy)?;
     if e.nonce.len() != 64 {
         return Err(VerifyError::NonceSize(e.nonce.len()));
     }
@@ -148,6 +149,44 @@ pub fn verify_report(claims: VcekClaims, e: &Evidence<'_>) -> Result<Verified, V
         None => None,
     };
     Ok(Verified { report, vcek: claims, services, ek })
+}
+
+/// The report's fields against the relying party's policy.
+fn check_report_policy(
+    report: &AttestationReport,
+    raw: &[u8],
+    reported: Tcb,
+    policy: &VerifierPolicy,
+) -> Result<(), VerifyError> {
+    if report.vmpl != policy.required_vmpl {
+        return Err(VerifyError::Vmpl { expected: policy.required_vmpl, actual: report.vmpl });
+    }
+    // GUEST_POLICY as the firmware signed it (the `sev` type forces the reserved bit on when converted).
+    let mut raw_policy = [0u8; 8];
+    raw_policy.copy_from_slice(&raw[POLICY_OFFSET..POLICY_OFFSET + 8]);
+    let guest_policy = u64::from_le_bytes(raw_policy);
+    let disallowed = guest_policy & !POLICY_ABI_MASK & !policy.allowed_policy_bits;
+    if disallowed & POLICY_DEBUG != 0 {
+        return Err(VerifyError::DebugGuest { policy: guest_policy });
+    }
+    if disallowed != 0 {
+        return Err(VerifyError::GuestPolicy { policy: guest_policy, disallowed });
+    }
+    let min = policy.minimum_tcb;
+    if reported.bootloader < min.bootloader
+        || reported.tee < min.tee
+        || reported.snp < min.snp
+        || reported.microcode < min.microcode
+    {
+        return Err(VerifyError::TcbBelowMinimum { report: tcb_array(reported), minimum: tcb_array(min) });
+    }
+    if policy.expected_measurement.is_some_and(|m| m != report.measurement) {
+        return Err(VerifyError::MeasurementMismatch);
+    }
+    if policy.expected_host_data.is_some_and(|h| h != report.host_data) {
+        return Err(VerifyError::HostDataMismatch);
+    }
+    Ok(())
 }
 
 /// Parses a vTPM manifest (TPMT_PUBLIC) into the EK, its Name and (for RSA) its public key.

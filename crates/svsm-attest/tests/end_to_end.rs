@@ -9,7 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use rsa::traits::PublicKeyParts;
 use svsm_attest::chain::{SimulatedRoots, Tcb, parse_certificate, verify_pss_signed};
 use svsm_attest::verify::Evidence;
-use svsm_attest::{SimulatedSnp, SimulatedSnpConfig, VerifyError, verify_attestation};
+use svsm_attest::{SimulatedSnp, SimulatedSnpConfig, VerifierPolicy, VerifyError, verify_attestation};
 use svsm_protocol::doubles::VtpmDouble;
 use svsm_protocol::guest::{AttestOutput, DirectTransport, Guest};
 use svsm_protocol::guid::{
@@ -92,7 +92,6 @@ fn evidence<'a>(
         ark: &chain.ark,
         ask: &chain.ask,
         vcek: &chain.vcek,
-        required_vmpl: Some(0),
     }
 }
 
@@ -104,7 +103,8 @@ fn attestation_of_the_vtpm_verifies_end_to_end_and_every_flip_is_rejected() {
     assert_eq!(out.report.len(), 1184);
     let chain = chain_from_table(&out);
     let anchor = roots().ark.clone();
-    let ok = verify_attestation(&evidence(&out, &nonce, &chain, &anchor)).expect("verifies");
+    let ok = verify_attestation(&evidence(&out, &nonce, &chain, &anchor), &VerifierPolicy::default())
+        .expect("verifies");
     assert_eq!(ok.report.version, 3);
     assert_eq!(ok.report.measurement, [0x4D; 48]);
     assert_eq!(ok.report.host_data, [0x48; 32]);
@@ -128,7 +128,7 @@ fn attestation_of_the_vtpm_verifies_end_to_end_and_every_flip_is_rejected() {
         let mut bad = out.clone();
         bad.report[off] ^= 0x01;
         assert_eq!(
-            verify_attestation(&evidence(&bad, &nonce, &chain, &anchor)).err(),
+            verify_attestation(&evidence(&bad, &nonce, &chain, &anchor), &VerifierPolicy::default()).err(),
             Some(expect),
             "{what}"
         );
@@ -137,7 +137,7 @@ fn attestation_of_the_vtpm_verifies_end_to_end_and_every_flip_is_rejected() {
         let mut bad = out.clone();
         bad.manifest[off] ^= 0x80;
         assert_eq!(
-            verify_attestation(&evidence(&bad, &nonce, &chain, &anchor)).err(),
+            verify_attestation(&evidence(&bad, &nonce, &chain, &anchor), &VerifierPolicy::default()).err(),
             Some(VerifyError::ReportDataMismatch),
             "manifest byte {off}"
         );
@@ -146,24 +146,26 @@ fn attestation_of_the_vtpm_verifies_end_to_end_and_every_flip_is_rejected() {
         let mut n = nonce;
         n[off] ^= 1;
         assert_eq!(
-            verify_attestation(&evidence(&out, &n, &chain, &anchor)).err(),
+            verify_attestation(&evidence(&out, &n, &chain, &anchor), &VerifierPolicy::default()).err(),
             Some(VerifyError::ReportDataMismatch),
             "nonce byte {off}"
         );
     }
     assert_eq!(
-        verify_attestation(&evidence(&out, &nonce[..32], &chain, &anchor)).err(),
+        verify_attestation(&evidence(&out, &nonce[..32], &chain, &anchor), &VerifierPolicy::default()).err(),
         Some(VerifyError::NonceSize(32))
     );
     let mut short = out.clone();
     short.report.truncate(1000);
     assert!(matches!(
-        verify_attestation(&evidence(&short, &nonce, &chain, &anchor)),
+        verify_attestation(&evidence(&short, &nonce, &chain, &anchor), &VerifierPolicy::default()),
         Err(VerifyError::ReportFormat(_))
     ));
-    let mut vmpl = evidence(&out, &nonce, &chain, &anchor);
-    vmpl.required_vmpl = Some(1);
-    assert_eq!(verify_attestation(&vmpl).err(), Some(VerifyError::Vmpl { expected: 1, actual: 0 }));
+    let vmpl1 = VerifierPolicy { required_vmpl: 1, ..Default::default() };
+    assert_eq!(
+        verify_attestation(&evidence(&out, &nonce, &chain, &anchor), &vmpl1).err(),
+        Some(VerifyError::Vmpl { expected: 1, actual: 0 })
+    );
 }
 
 #[test]
@@ -174,20 +176,21 @@ fn chain_checks_reject_foreign_roots_swapped_certs_and_tcb_or_chip_mismatch() {
     let out = guest.attest(&nonce, VTPM_SERVICE_GUID, 0, None).expect("attest");
     let chain = chain_from_table(&out);
     let anchor = roots().ark.clone();
-    verify_attestation(&evidence(&out, &nonce, &chain, &anchor)).expect("single-service verifies");
+    verify_attestation(&evidence(&out, &nonce, &chain, &anchor), &VerifierPolicy::default())
+        .expect("single-service verifies");
 
     // AMD's real Milan ARK as anchor: our chain is not trusted.
     let amd_ark =
         Certificate::from_der(&sev::certs::snp::builtin::milan::ark().expect("ark").to_der().expect("der"))
             .expect("parse");
     assert_eq!(
-        verify_attestation(&evidence(&out, &nonce, &chain, &amd_ark)).err(),
+        verify_attestation(&evidence(&out, &nonce, &chain, &amd_ark), &VerifierPolicy::default()).err(),
         Some(VerifyError::UntrustedRoot)
     );
     // ASK and VCEK swapped.
     let swapped = Chain { ark: chain.ark.clone(), ask: chain.vcek.clone(), vcek: chain.ask.clone() };
     assert!(matches!(
-        verify_attestation(&evidence(&out, &nonce, &swapped, &anchor)),
+        verify_attestation(&evidence(&out, &nonce, &swapped, &anchor), &VerifierPolicy::default()),
         Err(VerifyError::ChainNameMismatch { .. } | VerifyError::CertificateSignature { .. })
     ));
     // A tampered VCEK (TBS byte flipped) fails its signature.
@@ -196,7 +199,9 @@ fn chain_checks_reject_foreign_roots_swapped_certs_and_tcb_or_chip_mismatch() {
     vcek_der[n - 600] ^= 1;
     if let Ok(tampered) = Certificate::from_der(&vcek_der) {
         let bad = Chain { ark: chain.ark.clone(), ask: chain.ask.clone(), vcek: tampered };
-        assert!(verify_attestation(&evidence(&out, &nonce, &bad, &anchor)).is_err());
+        assert!(
+            verify_attestation(&evidence(&out, &nonce, &bad, &anchor), &VerifierPolicy::default()).is_err()
+        );
     }
     // A VCEK for another TCB / chip (same key): the report no longer matches its certificate.
     let mut rng = ChaCha20Rng::seed_from_u64(12);
@@ -204,13 +209,13 @@ fn chain_checks_reject_foreign_roots_swapped_certs_and_tcb_or_chip_mismatch() {
         .expect("reissue");
     let other = Chain { ark: chain.ark.clone(), ask: chain.ask.clone(), vcek: snp.vcek().clone() };
     assert_eq!(
-        verify_attestation(&evidence(&out, &nonce, &other, &anchor)).err(),
+        verify_attestation(&evidence(&out, &nonce, &other, &anchor), &VerifierPolicy::default()).err(),
         Some(VerifyError::TcbMismatch { report: [3, 0, 14, 209], vcek: [3, 0, 15, 209] })
     );
     snp.reissue_vcek(config().tcb, &[0xEE; 64], &mut rng).expect("reissue");
     let other = Chain { ark: chain.ark.clone(), ask: chain.ask.clone(), vcek: snp.vcek().clone() };
     assert_eq!(
-        verify_attestation(&evidence(&out, &nonce, &other, &anchor)).err(),
+        verify_attestation(&evidence(&out, &nonce, &other, &anchor), &VerifierPolicy::default()).err(),
         Some(VerifyError::ChipIdMismatch)
     );
 }
@@ -268,17 +273,20 @@ fn selector_attestation_verifies_with_the_selector_binding() {
     let anchor = roots().ark.clone();
     let mut ev = evidence(&out, &nonce, &chain, &anchor);
     assert_eq!(
-        verify_attestation(&ev).err(),
+        verify_attestation(&ev, &VerifierPolicy::default()).err(),
         Some(VerifyError::ReportDataMismatch),
         "plain binding must not match"
     );
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &selector));
-    let ok = verify_attestation(&ev).expect("selector binding verifies");
+    let ok = verify_attestation(&ev, &VerifierPolicy::default()).expect("selector binding verifies");
     assert_eq!(ok.ek.expect("ek").public.object_attributes, tpm::EK_LOW_ATTRIBUTES | 0x40);
     let mut other = selector.clone();
     other[20] ^= 1;
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &other));
-    assert_eq!(verify_attestation(&ev).err(), Some(VerifyError::ReportDataMismatch));
+    assert_eq!(
+        verify_attestation(&ev, &VerifierPolicy::default()).err(),
+        Some(VerifyError::ReportDataMismatch)
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use svsm_attest::chain::SimulatedRoots;
 use svsm_attest::verify::Evidence;
-use svsm_attest::{SimulatedSnpConfig, VerifyError, verify_attestation};
+use svsm_attest::{SimulatedSnpConfig, VerifierPolicy, VerifyError, verify_attestation};
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_harness::{FileGuestMemory, RegisterFrame, SocketTransport, serve};
 use svsm_protocol::guest::{Guest, GuestError};
@@ -67,17 +67,19 @@ fn attestation_through_the_harness_verifies_and_tampering_is_rejected() {
     let (ark, ask, vcek) = (cert(CERT_TABLE_ARK_GUID), cert(CERT_TABLE_ASK_GUID), cert(CERT_TABLE_VCEK_GUID));
     let anchor = roots().ark.clone();
     let ev = |report: &[u8], manifest: &[u8], nonce: &[u8]| {
-        verify_attestation(&Evidence {
-            report,
-            manifest,
-            nonce,
-            selector: None,
-            trusted_ark: &anchor,
-            ark: &ark,
-            ask: &ask,
-            vcek: &vcek,
-            required_vmpl: Some(0),
-        })
+        verify_attestation(
+            &Evidence {
+                report,
+                manifest,
+                nonce,
+                selector: None,
+                trusted_ark: &anchor,
+                ark: &ark,
+                ask: &ask,
+                vcek: &vcek,
+            },
+            &VerifierPolicy::default(),
+        )
     };
     let ok = ev(&out.report, &out.manifest, &nonce).expect("verifier accepts");
     assert!(ok.ek.is_some());

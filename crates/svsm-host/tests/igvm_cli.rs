@@ -107,22 +107,56 @@ fn attest_simulate_with_igvm_reports_the_files_launch_values() {
     assert_eq!(field(&report, 0xE0, 48), &v.id_key_digest());
     assert_eq!(field(&report, 0x110, 48), &v.author_key_digest());
 
-    // The verifier accepts the simulated report and prints the same MEASUREMENT.
-    let out = host()
-        .args(["attest", "verify", "--report"])
-        .arg(ev.join("report.bin"))
-        .arg("--manifest")
-        .arg(ev.join("manifest.bin"))
-        .arg("--nonce-file")
-        .arg(ev.join("nonce.bin"))
-        .arg("--ark")
-        .arg(ev.join("ark.pem"))
-        .arg("--certs")
-        .arg(ev.join("certs.bin"))
-        .output()
-        .unwrap();
+    let verify = |extra: &[&std::ffi::OsStr]| {
+        host()
+            .args(["attest", "verify", "--report"])
+            .arg(ev.join("report.bin"))
+            .arg("--manifest")
+            .arg(ev.join("manifest.bin"))
+            .arg("--nonce-file")
+            .arg(ev.join("nonce.bin"))
+            .arg("--ark")
+            .arg(ev.join("ark.pem"))
+            .arg("--certs")
+            .arg(ev.join("certs.bin"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Without reference values the verifier accepts and prints the MEASUREMENT.
+    let out = verify(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains(&format!("measurement: {}", hex::encode(v.measurement))), "{}", text(&out));
+
+    // --igvm: the same file is accepted, a file one page different is refused.
+    let out = verify(&["--igvm".as_ref(), file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("match the reference values"), "{}", text(&out));
+    let (other, ov) = write(d, "other.igvm", &id_block_image().page(0x40_0000, vec![1]));
+    let out = verify(&["--igvm".as_ref(), other.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("verdict: REJECTED") && text(&out).contains("MEASUREMENT"), "{}", text(&out));
+
+    // --measurement HEX.
+    let hex_ok = hex::encode(v.measurement);
+    assert_eq!(verify(&["--measurement".as_ref(), hex_ok.as_ref()]).status.code(), Some(0));
+    let hex_other = hex::encode(ov.measurement);
+    assert_eq!(verify(&["--measurement".as_ref(), hex_other.as_ref()]).status.code(), Some(1));
+
+    // --reference JSON from `igvm measure --json`: the measurement matches but the policy is another file's.
+    let json = host().args(["igvm", "measure", "--json"]).arg(&file).output().unwrap().stdout;
+    let reference = d.join("reference.json");
+    std::fs::write(&reference, &json).unwrap();
+    assert_eq!(verify(&["--reference".as_ref(), reference.as_os_str()]).status.code(), Some(0));
+    let mut rv: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    rv["policy"] = "0x0000000000030000".into();
+    std::fs::write(&reference, rv.to_string()).unwrap();
+    let out = verify(&["--reference".as_ref(), reference.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("POLICY"), "{}", text(&out));
+    // Only one source of reference values at a time.
+    let out = verify(&["--igvm".as_ref(), file.as_os_str(), "--measurement".as_ref(), hex_ok.as_ref()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
 #[test]

@@ -120,10 +120,15 @@ pub enum StoreError {
         /// Generation the ledger holds.
         expected: u64,
     },
-    /// The device holds a superblock of the ledger's generation, but not the one the ledger recorded.
-    #[error("forked state: generation {generation} on the device is not the one the ledger recorded")]
+    /// The device's state does not descend from the ledger's record: a superblock of the ledger's generation
+    /// with another hash, or (boot-epoch) newer generations written by a session opened from a different record,
+    /// such as an image from an earlier run that a later, cleanly closed run superseded.
+    #[error(
+        "forked state: generation {generation} on the device does not descend from the ledger's record; \
+         restore the current image or reprovision"
+    )]
     Forked {
-        /// The generation whose hash differs.
+        /// The offending generation on the device.
         generation: u64,
     },
     /// The format version is not one this implementation reads.

@@ -1,4 +1,4 @@
-//! The on-disk layout of format v1, byte for byte. `docs/store-format.md` is the normative text; every
+//! The on-disk layout of format v2, byte for byte. `docs/store-format.md` is the normative text; every
 //! structure here is pinned by compile-time size and offset asserts so the code cannot drift from it.
 //!
 //! All integers are little-endian. Structures are `zerocopy` views over byte arrays (alignment 1), so parsing
@@ -16,7 +16,9 @@ pub const BLOCK_SIZE_LOG2: u8 = 12;
 /// Superblock magic.
 pub const MAGIC: [u8; 8] = *b"SVSMSTOR";
 /// Format major version this code writes and reads. Any change that an older reader would misinterpret bumps it.
-pub const FORMAT_MAJOR: u16 = 1;
+/// v2 added the superblock's ledger anchor (`anchor_generation`, `anchor_hash`), which boot-epoch open needs to
+/// refuse forks; v1 volumes are refused with `UnsupportedVersion`.
+pub const FORMAT_MAJOR: u16 = 2;
 /// Format minor version this code writes (additive changes only).
 pub const FORMAT_MINOR: u16 = 0;
 /// Superblock slots: block 0 (even generations) and block 1 (odd generations).
@@ -25,7 +27,7 @@ pub const SUPERBLOCK_SLOTS: u64 = 2;
 pub const FIRST_DATA_BLOCK: u64 = SUPERBLOCK_SLOTS;
 /// Smallest volume: two superblocks plus room for a table leaf and a few data blocks.
 pub const MIN_VOLUME_BLOCKS: u64 = 8;
-/// Largest volume v1 accepts (64 GiB). Bounds the in-RAM free map at open to 2 MiB.
+/// Largest volume v2 accepts (64 GiB). Bounds the in-RAM free map at open to 2 MiB.
 pub const MAX_VOLUME_BLOCKS: u64 = 1 << 24;
 
 /// AEAD algorithm id 1: AES-256-GCM with 96-bit random nonces and 128-bit tags.
@@ -33,9 +35,9 @@ pub const AEAD_AES256_GCM: u16 = 1;
 /// KDF/MAC algorithm id 1: HKDF-SHA256 for derivation, HMAC-SHA256 for the superblock MAC.
 pub const KDF_HKDF_SHA256: u16 = 1;
 
-/// Incompatible feature bits this implementation understands (none in v1.0).
+/// Incompatible feature bits this implementation understands (none in v2.0).
 pub const INCOMPAT_SUPPORTED: u64 = 0;
-/// Read-only-compatible feature bits this implementation understands (none in v1.0).
+/// Read-only-compatible feature bits this implementation understands (none in v2.0).
 pub const RO_COMPAT_SUPPORTED: u64 = 0;
 
 /// Number of seals under one key epoch after which commits are refused (NIST SP 800-38D random-nonce bound,
@@ -75,7 +77,7 @@ pub struct Pointer {
     pub nonce: [u8; 12],
     /// AEAD tag of the child.
     pub tag: [u8; 16],
-    /// Reserved, must be zero in v1.
+    /// Reserved, must be zero in v2.
     pub flags: U32,
 }
 const _: () = assert!(size_of::<Pointer>() == 48);
@@ -153,9 +155,9 @@ const _: () = assert!(LEAF_CAPACITY == 56);
 /// Children per table interior node.
 pub const INTERIOR_CAPACITY: usize = (BLOCK_SIZE - size_of::<NodeHeader>()) / size_of::<TableChild>();
 const _: () = assert!(INTERIOR_CAPACITY == 72);
-/// Deepest object tree v1 reads (85^4 data blocks is far beyond [`MAX_VOLUME_BLOCKS`]).
+/// Deepest object tree v2 reads (85^4 data blocks is far beyond [`MAX_VOLUME_BLOCKS`]).
 pub const MAX_OBJECT_DEPTH: u8 = 4;
-/// Deepest object table v1 reads (56 * 72^3 objects).
+/// Deepest object table v2 reads (56 * 72^3 objects).
 pub const MAX_TABLE_DEPTH: u8 = 3;
 
 /// The superblock: a plaintext header (readable without the key, so tools can say what a device is),
@@ -207,19 +209,25 @@ pub struct Superblock {
     pub object_count: U64,
     /// Blocks sealed under the current key epoch over the volume's life (nonce budget).
     pub seal_count: U64,
-    /// Key epoch of every block key (always 0 in v1; rotation is a future incompat feature).
+    /// Key epoch of every block key (always 0 in v2; rotation is a future incompat feature).
     pub key_epoch: U32,
     /// Reserved, zero.
     pub reserved2: U32,
     /// SHA-256 of the previous generation's superblock (zero for generation 1).
     pub prev_hash: [u8; 32],
+    /// Generation of the ledger record the writing session was opened from (its *anchor*; zero for the
+    /// generation `format` writes). Boot-epoch open accepts a generation newer than the ledger's only if its
+    /// anchor is exactly the ledger's record, so a fork from an earlier run cannot overtake a later one.
+    pub anchor_generation: U64,
+    /// Superblock hash of the anchor record (zero with `anchor_generation` 0).
+    pub anchor_hash: [u8; 32],
     /// HMAC-SHA256 under K_sb over every byte before this field.
     pub mac: [u8; 32],
 }
 
 /// Bytes of a superblock block that carry the structure; the rest of the 4 KiB block must be zero.
 pub const SUPERBLOCK_LEN: usize = size_of::<Superblock>();
-const _: () = assert!(SUPERBLOCK_LEN == 272);
+const _: () = assert!(SUPERBLOCK_LEN == 312);
 const _: () = assert!(offset_of!(Superblock, format_major) == 8);
 const _: () = assert!(offset_of!(Superblock, header_len) == 12);
 const _: () = assert!(offset_of!(Superblock, incompat) == 16);
@@ -237,7 +245,9 @@ const _: () = assert!(offset_of!(Superblock, object_count) == 184);
 const _: () = assert!(offset_of!(Superblock, seal_count) == 192);
 const _: () = assert!(offset_of!(Superblock, key_epoch) == 200);
 const _: () = assert!(offset_of!(Superblock, prev_hash) == 208);
-const _: () = assert!(offset_of!(Superblock, mac) == 240);
+const _: () = assert!(offset_of!(Superblock, anchor_generation) == 240);
+const _: () = assert!(offset_of!(Superblock, anchor_hash) == 248);
+const _: () = assert!(offset_of!(Superblock, mac) == 280);
 /// Bytes covered by the superblock MAC.
 pub const SUPERBLOCK_MAC_OFFSET: usize = offset_of!(Superblock, mac);
 

@@ -175,6 +175,9 @@ pub struct Store<D: BlockDevice, L: Ledger> {
     state: State,
     /// Strict mode: a commit written and flushed whose ledger acknowledgement is unknown.
     pending: Option<State>,
+    /// The ledger record this session was opened from (what the ledger held once open finished); every
+    /// superblock this session writes carries it, so boot-epoch open can tell descendants from forks.
+    anchor: LedgerRecord,
     cursor: u64,
     report: OpenReport,
 }
@@ -313,6 +316,10 @@ fn check_authenticated(sb: &Superblock, slot: u64) -> Result<(), &'static str> {
     }
     if sb.table_root.is_null() != (sb.object_count.get() == 0) {
         return Err("object count and table root disagree");
+    }
+    let anchor = sb.anchor_generation.get();
+    if anchor >= sb.generation.get() || (anchor == 0 && sb.anchor_hash != [0; 32]) {
+        return Err("ledger anchor is not an older generation");
     }
     Ok(())
 }
@@ -457,13 +464,22 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             }
             (Some(rec), LedgerMode::BootEpoch) => {
                 let l = rec.generation;
+                // A newer generation is acceptable only on a chain anchored at the ledger's record: it was
+                // written by a session opened from exactly (L, H). Anything else is a fork (e.g. an image from
+                // an earlier run that a later, cleanly closed run has superseded).
+                let descends = |sb: &Superblock| {
+                    detached || (sb.anchor_generation.get() == l && sb.anchor_hash == rec.superblock_hash)
+                };
                 for c in candidates.iter().rev() {
                     let g = c.0.generation.get();
-                    if g > l || (g == l && c.1 == rec.superblock_hash) {
+                    if (g > l && descends(&c.0)) || (g == l && c.1 == rec.superblock_hash) {
                         order.push(c);
                     }
                 }
                 if order.is_empty() {
+                    if newest > l {
+                        return Err(StoreError::Forked { generation: newest });
+                    }
                     if by_gen(l).is_some() {
                         return Err(StoreError::Forked { generation: l });
                     }
@@ -533,6 +549,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         }
         tracing::debug!(volume = %volume, generation = report.generation, ?report, "opened secure-store volume");
         let cursor = FIRST_DATA_BLOCK;
+        let anchor = state.record();
         Ok(Store {
             dev,
             ledger,
@@ -544,6 +561,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             poisoned: false,
             state,
             pending: None,
+            anchor,
             cursor,
             report,
         })
@@ -1024,6 +1042,8 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
         sb.object_count = U64::new(objects.len() as u64);
         sb.seal_count = U64::new(seal_count);
         sb.prev_hash = base.hash;
+        sb.anchor_generation = U64::new(store.anchor.generation);
+        sb.anchor_hash = store.anchor.superblock_hash;
         sb.mac = store.keys.superblock_mac(&sb);
         let mut block = vec![0u8; BLOCK_SIZE];
         block[..SUPERBLOCK_LEN].copy_from_slice(sb.as_bytes());

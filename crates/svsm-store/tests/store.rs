@@ -128,9 +128,14 @@ fn version_and_feature_checks_come_before_the_mac() {
     let (dev, _) = s.into_parts();
     let slot1 = 4096;
     let mut d = dev.clone();
-    d.image_mut()[slot1 + 8] = 2;
+    d.image_mut()[slot1 + 8] = 3;
     let err = Store::open(d, &key(), ledger.clone(), opts(1)).unwrap_err();
-    assert!(matches!(err, StoreError::UnsupportedVersion { major: 2, .. }), "{err}");
+    assert!(matches!(err, StoreError::UnsupportedVersion { major: 3, supported: 2, .. }), "{err}");
+    // A v1 volume (no ledger anchor in its superblock) is refused by version, not misread.
+    let mut d = dev.clone();
+    d.image_mut()[slot1 + 8] = 1;
+    let err = Store::open(d, &key(), ledger.clone(), opts(1)).unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedVersion { major: 1, supported: 2, .. }), "{err}");
     let mut d = dev.clone();
     d.image_mut()[slot1 + 16] = 0x80;
     let err = Store::open(d, &key(), ledger.clone(), opts(1)).unwrap_err();

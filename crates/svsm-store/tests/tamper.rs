@@ -136,8 +136,11 @@ fn single_bit_flips_in_every_block_type_are_detected() {
             let kind = kinds[i % kinds.len()];
             let blocks = &by_kind[kind];
             let addr = blocks[rng.below(blocks.len() as u64) as usize];
-            let byte =
-                if kind == "superblock" && rng.chance(3, 4) { rng.below(272) } else { rng.below(4096) };
+            let byte = if kind == "superblock" && rng.chance(3, 4) {
+                rng.below(svsm_store::format::SUPERBLOCK_LEN as u64)
+            } else {
+                rng.below(4096)
+            };
             let bit = rng.below(8);
             let mut img = newest.clone();
             img.image_mut()[(addr * 4096 + byte) as usize] ^= 1 << bit;

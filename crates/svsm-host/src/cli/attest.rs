@@ -10,8 +10,9 @@ use der::{DecodePem, EncodePem};
 use rand::RngCore;
 use svsm_attest::chain::{SimulatedRoots, parse_certificate, parse_pem_bundle};
 use svsm_attest::verify::Evidence;
-use svsm_attest::verify_attestation;
+use svsm_attest::{VerifierPolicy, verify_attestation};
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
+use svsm_igvm::{ReferenceValues, ReportClaims};
 use svsm_protocol::guest::{DirectTransport, Guest};
 use svsm_protocol::guid::{
     CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID,
@@ -46,9 +47,11 @@ pub enum AttestCommand {
         #[arg(long)]
         host_data: Option<String>,
     },
-    /// Verify an SVSM services attestation: ARK -> ASK -> VCEK chain against a trusted ARK, the report
-    /// signature and TCB, REPORT_DATA = SHA-512(nonce || manifest), the services manifest; prints the vTPM's
-    /// EK public key and EK Name. Exit status 0 = accepted, 1 = rejected.
+    /// Verify an SVSM services attestation: ARK -> ASK -> VCEK chain against a trusted ARK (signatures,
+    /// validity periods, CA constraints, optional AMD CRLs), the report signature and TCB, the guest policy
+    /// (DEBUG and MIGRATE_MA guests refused unless allowed), VMPL, REPORT_DATA = SHA-512(nonce || manifest),
+    /// the services manifest; prints the vTPM's EK public key and EK Name. Exit status 0 = accepted,
+    /// 1 = rejected.
     Verify {
         /// The raw 1184-byte attestation report (configfs-tsm outblob).
         #[arg(long)]
@@ -77,7 +80,55 @@ pub enum AttestCommand {
         /// Require this VMPL in the report (the SVSM attests at VMPL 0).
         #[arg(long, default_value_t = 0)]
         vmpl: u32,
+        /// An AMD CRL (DER, as KDS serves it at /vcek/v1/<product>/crl) revoking ASKs or VCEKs; repeatable.
+        /// It must be signed by the chain's ARK or ASK and current.
+        #[arg(long)]
+        crl: Vec<PathBuf>,
+        /// Minimum reported TCB as four SPLs "BL,TEE,SNP,UCODE" (e.g. 3,0,14,209 from AMD's bulletins).
+        #[arg(long, value_parser = parse_tcb)]
+        min_tcb: Option<svsm_attest::chain::Tcb>,
+        /// Accept a guest launched with DEBUG allowed (the host can read its memory: development only).
+        #[arg(long)]
+        allow_debug: bool,
+        /// Require the launch of this IGVM file: MEASUREMENT (its SNP launch digest, igvm-crate rules), and
+        /// POLICY, ID_KEY_DIGEST and AUTHOR_KEY_DIGEST equal to the file's.
+        #[arg(long, group = "reference_values")]
+        igvm: Option<PathBuf>,
+        /// Require this MEASUREMENT (96 hex digits).
+        #[arg(long, group = "reference_values")]
+        measurement: Option<String>,
+        /// Require the reference values in this JSON file (`igvm measure --json`, docs/igvm.md).
+        #[arg(long, group = "reference_values")]
+        reference: Option<PathBuf>,
     },
+}
+
+fn parse_tcb(text: &str) -> Result<svsm_attest::chain::Tcb, String> {
+    let parts: Vec<u8> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u8>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [bootloader, tee, snp, microcode] => Ok(svsm_attest::chain::Tcb {
+            bootloader: *bootloader,
+            tee: *tee,
+            snp: *snp,
+            microcode: *microcode,
+        }),
+        _ => Err("give four SPLs: BL,TEE,SNP,UCODE".into()),
+    }
+}
+
+/// POLICY, MEASUREMENT, ID_KEY_DIGEST and AUTHOR_KEY_DIGEST as the report carries them (`None` if it is too
+/// short; the verifier has already refused such a report).
+fn report_claims(report: &[u8]) -> Option<ReportClaims<'_>> {
+    let digest = |at: usize| -> Option<&[u8; 48]> { report.get(at..at + 48)?.try_into().ok() };
+    Some(ReportClaims {
+        policy: u64::from_le_bytes(report.get(0x08..0x10)?.try_into().ok()?),
+        measurement: digest(0x90)?,
+        id_key_digest: digest(0xE0)?,
+        author_key_digest: digest(0x110)?,
+    })
 }
 
 fn hex_array<const N: usize>(what: &str, text: &str) -> anyhow::Result<[u8; N]> {
@@ -94,8 +145,47 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
         AttestCommand::Simulate { out, nonce, single_service, measurement, igvm, host_data } => {
             simulate(&out, nonce, single_service, measurement, igvm.as_deref(), host_data)
         }
-        AttestCommand::Verify { report, manifest, nonce, nonce_file, ark, chain, certs, selector, vmpl } => {
-            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, vmpl)
+        AttestCommand::Verify {
+            report,
+            manifest,
+            nonce,
+            nonce_file,
+            ark,
+            chain,
+            certs,
+            selector,
+            vmpl,
+            crl,
+            min_tcb,
+            allow_debug,
+            igvm,
+            measurement,
+            reference,
+        } => {
+            let mut policy = VerifierPolicy { required_vmpl: vmpl, ..Default::default() };
+            if let Some(t) = min_tcb {
+                policy.minimum_tcb = t;
+            }
+            if allow_debug {
+                policy.allowed_policy_bits |= svsm_attest::policy::POLICY_DEBUG;
+            }
+            policy.crls = crl.iter().map(|p| read(p)).collect::<anyhow::Result<_>>()?;
+            let reference = match (igvm, reference) {
+                (Some(f), _) => Some(ReferenceValues::from_launch(
+                    &crate::cli::igvm::measure_file(&f, &svsm_igvm::IgvmCrateRules)?.1,
+                )),
+                (None, Some(f)) => {
+                    let text = String::from_utf8(read(&f)?).context("--reference must be JSON text")?;
+                    Some(ReferenceValues::from_json(&text).with_context(|| format!("in {}", f.display()))?)
+                }
+                (None, None) => None,
+            };
+            policy.expected_measurement = match (&reference, measurement) {
+                (Some(r), _) => Some(r.measurement()?),
+                (None, Some(m)) => Some(hex_array("--measurement", &m)?),
+                (None, None) => None,
+            };
+            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, &policy, reference)
         }
     }
 }
@@ -166,7 +256,8 @@ fn verify(
     chain: Option<PathBuf>,
     certs: Option<PathBuf>,
     selector: Option<PathBuf>,
-    vmpl: u32,
+    policy: &VerifierPolicy,
+    reference: Option<ReferenceValues>,
 ) -> anyhow::Result<ExitCode> {
     let report = read(report)?;
     let manifest = read(manifest)?;
@@ -213,9 +304,18 @@ fn verify(
         ark: &chain_ark,
         ask: &ask,
         vcek: &vcek,
-        required_vmpl: Some(vmpl),
     };
-    match verify_attestation(&evidence) {
+    let result = verify_attestation(&evidence, policy).map_err(|e| e.to_string()).and_then(|v| {
+        // The verifier checked MEASUREMENT; the rest of the file's launch values are compared here.
+        match &reference {
+            Some(r) => match report_claims(&report) {
+                Some(claims) => r.check(&claims).map(|()| v).map_err(|e| e.to_string()),
+                None => Err("report too short".to_string()),
+            },
+            None => Ok(v),
+        }
+    });
+    match result {
         Ok(v) => {
             println!("verdict: ACCEPTED");
             println!(
@@ -224,6 +324,13 @@ fn verify(
             );
             println!("measurement: {}", hex::encode(v.report.measurement));
             println!("host_data:   {}", hex::encode(v.report.host_data));
+            if reference.is_some() {
+                println!(
+                    "reference:   MEASUREMENT, POLICY, ID and author key digests match the reference values"
+                );
+            } else if policy.expected_measurement.is_some() {
+                println!("reference:   MEASUREMENT matches --measurement");
+            }
             for (guid, data) in &v.services {
                 println!("service {guid}: {} bytes", data.len());
             }

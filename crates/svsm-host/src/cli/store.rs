@@ -24,7 +24,9 @@ const BLOCK: u32 = 4096;
 pub enum Mode {
     /// Every commit is acknowledged by the ledger (detects any rollback).
     Strict,
-    /// The ledger advances at open and clean close (detects images older than the last boot).
+    /// The ledger advances at open and clean close only: refuses images older than the ledger and forks of an
+    /// earlier run, but the host can choose among states committed since the ledger last moved (within a run,
+    /// or after a crash, by any run that opened from the same record).
     BootEpoch,
 }
 

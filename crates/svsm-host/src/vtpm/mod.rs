@@ -30,8 +30,10 @@ pub type VtpmStorage = StoreNvStorage<FileDisk, FileLedger>;
 pub enum LedgerChoice {
     /// Every NV commit is acknowledged by the ledger: any rollback, even of one write, is detected.
     Strict,
-    /// The ledger advances once per start: cheaper commits, but a rollback to a state written during the
-    /// last run is not detected.
+    /// The ledger advances at start and clean stop only: cheaper commits, but the host can still choose among
+    /// the states committed since the ledger last moved (any commit of the current run; after a crash, any
+    /// run that started from the same record). Images older than the ledger, and forks of an earlier run that
+    /// a later run superseded, are refused.
     BootEpoch,
 }
 
