@@ -378,7 +378,10 @@ fn check_file_offsets(bytes: &[u8]) -> Result<(), IgvmError> {
         for (t, field) in FILE_OFFSET_AT {
             if typ == t && (len as usize) >= field + 4 {
                 let Some(file_offset) = word(at + 8 + field) else { return Ok(()) };
-                if file_offset != 0 && (file_offset as usize) < end || file_offset as usize > bytes.len() {
+                // Offset 0 means "no data", except for a VP context, whose SNP VMSA igvm 0.5 reads from it
+                // unconditionally.
+                let inside_headers = (file_offset != 0 || typ == 0x304) && (file_offset as usize) < end;
+                if inside_headers || file_offset as usize > bytes.len() {
                     return Err(IgvmError::BadFileOffset { header: index, typ, file_offset });
                 }
             }
