@@ -4,9 +4,9 @@
 //!   no `alloc`: firmware can measure what it loads with it.
 //! - [`image`] (feature `std`): an IGVM file parsed with the `igvm` crate and checked for an SNP launch
 //!   (platform, guest policy, ID block, overlapping or malformed pages).
-//! - [`measure`]: the digest under the `igvm` crate's rules (its `measurement` module, the default) or
+//! - [`mod@measure`]: the digest under the `igvm` crate's rules (its `measurement` module, the default) or
 //!   COCONUT `igvmmeasure`'s, behind the [`DigestRules`] trait in [`api`].
-//! - [`reference`]: the reference-value JSON (schema `svsm-igvm-reference-values/1`, docs/igvm.md).
+//! - [`mod@reference`]: the reference-value JSON (schema `svsm-igvm-reference-values/1`, docs/igvm.md).
 //!
 //! Feature `testing` adds [`testing`], builders for IGVM test files.
 #![cfg_attr(not(feature = "std"), no_std)]
