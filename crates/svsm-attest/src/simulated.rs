@@ -31,6 +31,14 @@ pub struct SimulatedSnpConfig {
     pub chip_id: [u8; 64],
     /// GUEST_SVN.
     pub guest_svn: u32,
+    /// FAMILY_ID (from the ID block; zero without one).
+    pub family_id: [u8; 16],
+    /// IMAGE_ID (from the ID block; zero without one).
+    pub image_id: [u8; 16],
+    /// ID_KEY_DIGEST (zero when launched without an ID block).
+    pub id_key_digest: [u8; 48],
+    /// AUTHOR_KEY_DIGEST; `Some` also sets KEY_INFO.AUTHOR_KEY_EN.
+    pub author_key_digest: Option<[u8; 48]>,
 }
 
 impl Default for SimulatedSnpConfig {
@@ -43,6 +51,10 @@ impl Default for SimulatedSnpConfig {
             tcb: Tcb { bootloader: 3, tee: 0, snp: 14, microcode: 209 },
             chip_id: [0xC1; 64],
             guest_svn: 0,
+            family_id: [0; 16],
+            image_id: [0; 16],
+            id_key_digest: [0; 48],
+            author_key_digest: None,
         }
     }
 }
@@ -122,6 +134,11 @@ impl SimulatedSnp {
             version: 3,
             guest_svn: c.guest_svn,
             policy: c.policy.into(),
+            family_id: c.family_id,
+            image_id: c.image_id,
+            key_info: u32::from(c.author_key_digest.is_some()).into(),
+            id_key_digest: c.id_key_digest,
+            author_key_digest: c.author_key_digest.unwrap_or([0; 48]),
             vmpl: c.vmpl,
             sig_algo: SIG_ALGO_ECDSA_P384_SHA384,
             current_tcb: tcb,

@@ -31,6 +31,9 @@ enum Command {
     /// Create, inspect, check, read, write, back up and restore encrypted secure-store volumes.
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// SEV-SNP launch measurement and reference values of IGVM files.
+    #[command(subcommand)]
+    Igvm(cli::igvm::IgvmCommand),
     /// Produce (on the simulated SNP platform) and verify SVSM service attestations.
     #[command(subcommand)]
     Attest(cli::attest::AttestCommand),
@@ -50,6 +53,10 @@ enum Command {
         /// Write the simulated ARK (the trust anchor for `attest verify`) here.
         #[arg(long)]
         ark_out: Option<std::path::PathBuf>,
+        /// Make the simulated SNP platform report the launch of this IGVM file (its MEASUREMENT, POLICY, ID
+        /// and author key digests), as hardware would for a VM launched from it.
+        #[arg(long)]
+        igvm: Option<std::path::PathBuf>,
     },
     /// Relay between the SVSM's key-release channel and a Trustee KBS (the untrusted host proxy: it sees the
     /// report, public keys and ciphertext only).
@@ -71,8 +78,9 @@ fn main() -> std::process::ExitCode {
         Command::Tpm(cmd) => cli::tpm::run(cmd),
         Command::Store(cmd) => cli::store::run(cmd),
         Command::Attest(cmd) => cli::attest::run(cmd),
-        Command::SvsmServe { svsm_socket, memory, memory_mib, ark_out } => {
-            cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out)
+        Command::Igvm(cmd) => cli::igvm::run(cmd),
+        Command::SvsmServe { svsm_socket, memory, memory_mib, ark_out, igvm } => {
+            cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out, igvm.as_deref())
         }
         Command::Guest(cmd) => cli::harness::run_guest(cmd),
         Command::KbsProxy(args) => cli::kbs::run_proxy(args),

@@ -72,6 +72,14 @@ pub struct VcpuRequest {
 }
 
 /// The platform side of CREATE_VCPU / DELETE_VCPU (RMPADJUST of the VMSA page, scheduling the vCPU).
+///
+/// **Contract (time of check vs. time of use).** The VMSA page is guest memory: any other guest vCPU can
+/// rewrite it at any moment, so checks on a copy prove nothing about what the hardware later runs. CREATE_VCPU
+/// therefore goes, in this order: [`claim_vmsa_page`](VcpuPlatform::claim_vmsa_page) (the guest loses write
+/// access), copy the page in, check VMPL / EFER.SVME / SEV_FEATURES on that copy,
+/// [`create_vcpu`](VcpuPlatform::create_vcpu). Because the guest can no longer change the page after the claim,
+/// the copy equals what the hardware runs. If a check or the creation fails, the SVSM calls
+/// [`release_vmsa_page`](VcpuPlatform::release_vmsa_page).
 pub trait VcpuPlatform {
     /// Whether a vCPU with this APIC ID exists in the VM.
     fn apic_id_exists(&self, apic_id: u32) -> bool;
@@ -79,9 +87,16 @@ pub trait VcpuPlatform {
     fn guest_vmpl(&self) -> u8;
     /// SEV features of the calling vCPU (the new VMSA's must equal them).
     fn caller_sev_features(&self) -> u64;
-    /// Turns the page into a runnable VMSA (RMPADJUST VMSA=1) for `request`.
+    /// Revokes every guest VMPL's write access to the 4K page at `gpa` (on SNP: RMPADJUST of the guest
+    /// VMPL's permissions, or setting the VMSA bit, which makes the page non-writable by any VMPL but 0). It
+    /// must be in effect, on every vCPU, before this returns; a page the guest can no longer be denied (e.g.
+    /// shared with the host) must be refused. Every other VcpuPlatform call about this page comes after it.
+    fn claim_vmsa_page(&mut self, gpa: u64) -> Result<(), SvsmError>;
+    /// Gives a page claimed by [`VcpuPlatform::claim_vmsa_page`] back to the guest (CREATE_VCPU refused it).
+    fn release_vmsa_page(&mut self, gpa: u64) -> Result<(), SvsmError>;
+    /// Turns the claimed, checked page into a runnable VMSA (RMPADJUST VMSA=1) for `request`.
     fn create_vcpu(&mut self, request: VcpuRequest) -> Result<(), SvsmError>;
-    /// Undoes [`VcpuPlatform::create_vcpu`] for the VMSA at `vmsa_gpa`.
+    /// Undoes [`VcpuPlatform::create_vcpu`] for the VMSA at `vmsa_gpa` and gives the page back to the guest.
     fn delete_vcpu(&mut self, vmsa_gpa: u64) -> Result<(), SvsmError>;
 }
 

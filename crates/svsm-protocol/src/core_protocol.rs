@@ -152,7 +152,26 @@ impl Svsm {
         if !self.vcpus.apic_id_exists(request.apic_id) {
             return Err(SvsmError::InvalidParameter("unknown APIC ID"));
         }
-        // One copy of the VMSA page; every check below reads that copy.
+        // The guest loses write access first (VcpuPlatform contract): the copy read next is then exactly the
+        // page the hardware will run, whatever other guest vCPUs do meanwhile.
+        self.vcpus.claim_vmsa_page(request.vmsa_gpa)?;
+        let created = self.check_vmsa_and_create(mem, request);
+        if let Err(err) = created {
+            if let Err(release) = self.vcpus.release_vmsa_page(request.vmsa_gpa) {
+                tracing::warn!(gpa = request.vmsa_gpa, %release, "could not give a refused VMSA page back");
+            }
+            return Err(err);
+        }
+        self.vcpu_table.insert(request.vmsa_gpa, request);
+        Ok(())
+    }
+
+    /// With the page claimed: one copy of the VMSA, every check on that copy, then creation.
+    fn check_vmsa_and_create(
+        &mut self,
+        mem: &dyn GuestMemory,
+        request: VcpuRequest,
+    ) -> Result<(), SvsmError> {
         let page = read_array::<4096>(mem, request.vmsa_gpa)?;
         let vmpl = page[vmsa::VMPL];
         let mut w = [0u8; 8];
@@ -169,9 +188,7 @@ impl Svsm {
         if sev_features != self.vcpus.caller_sev_features() {
             return Err(SvsmError::InvalidParameter("VMSA SEV_FEATURES differ from the caller's"));
         }
-        self.vcpus.create_vcpu(request)?;
-        self.vcpu_table.insert(request.vmsa_gpa, request);
-        Ok(())
+        self.vcpus.create_vcpu(request)
     }
 
     fn delete_vcpu(&mut self, vmsa_gpa: u64) -> Result<(), SvsmError> {

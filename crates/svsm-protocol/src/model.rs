@@ -85,6 +85,8 @@ pub struct SimulatedVcpus {
     pub sev_features: u64,
     /// VMSAs made runnable, by gPA.
     pub running: BTreeMap<u64, VcpuRequest>,
+    /// Pages whose guest access is revoked (claimed for a VMSA).
+    pub claimed: BTreeSet<u64>,
 }
 
 impl SimulatedVcpus {
@@ -95,6 +97,7 @@ impl SimulatedVcpus {
             guest_vmpl: 2,
             sev_features: 1,
             running: BTreeMap::new(),
+            claimed: BTreeSet::new(),
         }
     }
 }
@@ -109,7 +112,22 @@ impl VcpuPlatform for SimulatedVcpus {
     fn caller_sev_features(&self) -> u64 {
         self.sev_features
     }
+    fn claim_vmsa_page(&mut self, gpa: u64) -> Result<(), SvsmError> {
+        if !self.claimed.insert(gpa) {
+            return Err(SvsmError::InvalidAddress { gpa, reason: "page already claimed for a VMSA" });
+        }
+        Ok(())
+    }
+    fn release_vmsa_page(&mut self, gpa: u64) -> Result<(), SvsmError> {
+        if self.running.contains_key(&gpa) || !self.claimed.remove(&gpa) {
+            return Err(SvsmError::InvalidParameter("not a claimed, non-running VMSA page"));
+        }
+        Ok(())
+    }
     fn create_vcpu(&mut self, request: VcpuRequest) -> Result<(), SvsmError> {
+        if !self.claimed.contains(&request.vmsa_gpa) {
+            return Err(SvsmError::InvalidParameter("VMSA page was not claimed first"));
+        }
         if self.running.values().any(|r| r.apic_id == request.apic_id) {
             return Err(SvsmError::InvalidParameter("a vCPU with this APIC ID is already running"));
         }
@@ -117,6 +135,8 @@ impl VcpuPlatform for SimulatedVcpus {
         Ok(())
     }
     fn delete_vcpu(&mut self, vmsa_gpa: u64) -> Result<(), SvsmError> {
-        self.running.remove(&vmsa_gpa).map(|_| ()).ok_or(SvsmError::InvalidParameter("not a running VMSA"))
+        self.running.remove(&vmsa_gpa).ok_or(SvsmError::InvalidParameter("not a running VMSA"))?;
+        self.claimed.remove(&vmsa_gpa);
+        Ok(())
     }
 }

@@ -10,8 +10,9 @@ use der::{DecodePem, EncodePem};
 use rand::RngCore;
 use svsm_attest::chain::{SimulatedRoots, parse_certificate, parse_pem_bundle};
 use svsm_attest::verify::Evidence;
-use svsm_attest::{SimulatedSnpConfig, VerifierPolicy, verify_attestation};
+use svsm_attest::{VerifierPolicy, verify_attestation};
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
+use svsm_igvm::{ReferenceValues, ReportClaims};
 use svsm_protocol::guest::{DirectTransport, Guest};
 use svsm_protocol::guid::{
     CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID,
@@ -36,8 +37,12 @@ pub enum AttestCommand {
         #[arg(long)]
         single_service: bool,
         /// MEASUREMENT to put in the report (96 hex digits).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "igvm")]
         measurement: Option<String>,
+        /// Simulate the launch of this IGVM file: the report carries its MEASUREMENT, POLICY, ID and author
+        /// key digests, family and image IDs and guest SVN.
+        #[arg(long)]
+        igvm: Option<PathBuf>,
         /// HOST_DATA to put in the report (64 hex digits).
         #[arg(long)]
         host_data: Option<String>,
@@ -85,6 +90,16 @@ pub enum AttestCommand {
         /// Accept a guest launched with DEBUG allowed (the host can read its memory: development only).
         #[arg(long)]
         allow_debug: bool,
+        /// Require the launch of this IGVM file: MEASUREMENT (its SNP launch digest, igvm-crate rules), and
+        /// POLICY, ID_KEY_DIGEST and AUTHOR_KEY_DIGEST equal to the file's.
+        #[arg(long, group = "reference_values")]
+        igvm: Option<PathBuf>,
+        /// Require this MEASUREMENT (96 hex digits).
+        #[arg(long, group = "reference_values")]
+        measurement: Option<String>,
+        /// Require the reference values in this JSON file (`igvm measure --json`, docs/igvm.md).
+        #[arg(long, group = "reference_values")]
+        reference: Option<PathBuf>,
     },
 }
 
@@ -104,6 +119,18 @@ fn parse_tcb(text: &str) -> Result<svsm_attest::chain::Tcb, String> {
     }
 }
 
+/// POLICY, MEASUREMENT, ID_KEY_DIGEST and AUTHOR_KEY_DIGEST as the report carries them (`None` if it is too
+/// short; the verifier has already refused such a report).
+fn report_claims(report: &[u8]) -> Option<ReportClaims<'_>> {
+    let digest = |at: usize| -> Option<&[u8; 48]> { report.get(at..at + 48)?.try_into().ok() };
+    Some(ReportClaims {
+        policy: u64::from_le_bytes(report.get(0x08..0x10)?.try_into().ok()?),
+        measurement: digest(0x90)?,
+        id_key_digest: digest(0xE0)?,
+        author_key_digest: digest(0x110)?,
+    })
+}
+
 fn hex_array<const N: usize>(what: &str, text: &str) -> anyhow::Result<[u8; N]> {
     let bytes = hex::decode(text.trim()).with_context(|| format!("{what} must be hex"))?;
     bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{what} must be {N} bytes, got {}", b.len()))
@@ -115,8 +142,8 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AttestCommand::Simulate { out, nonce, single_service, measurement, host_data } => {
-            simulate(&out, nonce, single_service, measurement, host_data)
+        AttestCommand::Simulate { out, nonce, single_service, measurement, igvm, host_data } => {
+            simulate(&out, nonce, single_service, measurement, igvm.as_deref(), host_data)
         }
         AttestCommand::Verify {
             report,
@@ -131,6 +158,9 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             crl,
             min_tcb,
             allow_debug,
+            igvm,
+            measurement,
+            reference,
         } => {
             let mut policy = VerifierPolicy { required_vmpl: vmpl, ..Default::default() };
             if let Some(t) = min_tcb {
@@ -140,7 +170,22 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
                 policy.allowed_policy_bits |= svsm_attest::policy::POLICY_DEBUG;
             }
             policy.crls = crl.iter().map(|p| read(p)).collect::<anyhow::Result<_>>()?;
-            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, &policy)
+            let reference = match (igvm, reference) {
+                (Some(f), _) => Some(ReferenceValues::from_launch(
+                    &crate::cli::igvm::measure_file(&f, &svsm_igvm::IgvmCrateRules)?.1,
+                )),
+                (None, Some(f)) => {
+                    let text = String::from_utf8(read(&f)?).context("--reference must be JSON text")?;
+                    Some(ReferenceValues::from_json(&text).with_context(|| format!("in {}", f.display()))?)
+                }
+                (None, None) => None,
+            };
+            policy.expected_measurement = match (&reference, measurement) {
+                (Some(r), _) => Some(r.measurement()?),
+                (None, Some(m)) => Some(hex_array("--measurement", &m)?),
+                (None, None) => None,
+            };
+            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, &policy, reference)
         }
     }
 }
@@ -150,6 +195,7 @@ fn simulate(
     nonce: Option<String>,
     single_service: bool,
     measurement: Option<String>,
+    igvm: Option<&Path>,
     host_data: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let mut rng = rand::rngs::OsRng;
@@ -161,7 +207,7 @@ fn simulate(
             n
         }
     };
-    let mut config = SimulatedSnpConfig::default();
+    let mut config = crate::cli::harness::simulated_config(igvm)?;
     if let Some(m) = measurement {
         config.measurement = hex_array("--measurement", &m)?;
     }
@@ -211,6 +257,7 @@ fn verify(
     certs: Option<PathBuf>,
     selector: Option<PathBuf>,
     policy: &VerifierPolicy,
+    reference: Option<ReferenceValues>,
 ) -> anyhow::Result<ExitCode> {
     let report = read(report)?;
     let manifest = read(manifest)?;
@@ -258,7 +305,17 @@ fn verify(
         ask: &ask,
         vcek: &vcek,
     };
-    match verify_attestation(&evidence, policy) {
+    let result = verify_attestation(&evidence, policy).map_err(|e| e.to_string()).and_then(|v| {
+        // The verifier checked MEASUREMENT; the rest of the file's launch values are compared here.
+        match &reference {
+            Some(r) => match report_claims(&report) {
+                Some(claims) => r.check(&claims).map(|()| v).map_err(|e| e.to_string()),
+                None => Err("report too short".to_string()),
+            },
+            None => Ok(v),
+        }
+    });
+    match result {
         Ok(v) => {
             println!("verdict: ACCEPTED");
             println!(
@@ -267,6 +324,13 @@ fn verify(
             );
             println!("measurement: {}", hex::encode(v.report.measurement));
             println!("host_data:   {}", hex::encode(v.report.host_data));
+            if reference.is_some() {
+                println!(
+                    "reference:   MEASUREMENT, POLICY, ID and author key digests match the reference values"
+                );
+            } else if policy.expected_measurement.is_some() {
+                println!("reference:   MEASUREMENT matches --measurement");
+            }
             for (guid, data) in &v.services {
                 println!("service {guid}: {} bytes", data.len());
             }

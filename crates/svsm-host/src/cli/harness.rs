@@ -22,11 +22,13 @@ pub fn run_serve(
     memory: &Path,
     memory_mib: u64,
     ark_out: Option<PathBuf>,
+    igvm: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let size = memory_mib.checked_mul(1 << 20).context("--memory-mib too large")?;
     if size < 4 << 20 {
         bail!("--memory-mib must be at least 4");
     }
+    let config = simulated_config(igvm)?;
     let mut rng = rand::rngs::OsRng;
     eprintln!("generating simulated AMD roots (RSA-4096), VCEK and EK; this takes a few seconds");
     let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -35,8 +37,7 @@ pub fn run_serve(
         std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("simulated ARK (trust anchor for `attest verify`) written to {}", path.display());
     }
-    let svsm = simulated_svsm(size, roots, SimulatedSnpConfig::default(), &mut rng)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svsm = simulated_svsm(size, roots, config, &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?;
     FileGuestMemory::create(memory, size).with_context(|| format!("cannot create {}", memory.display()))?;
     let listener = crate::sockets::bind_unix(socket, crate::sockets::SocketAccess::default())
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
@@ -50,6 +51,14 @@ pub fn run_serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The simulated platform's report values: those of the IGVM file's launch if one is given, else defaults.
+pub fn simulated_config(igvm: Option<&Path>) -> anyhow::Result<SimulatedSnpConfig> {
+    match igvm {
+        Some(path) => crate::cli::igvm::simulated_launch(path, SimulatedSnpConfig::default()),
+        None => Ok(SimulatedSnpConfig::default()),
+    }
+}
+
 /// Starts the SVSM call interface for `vtpm` on a background thread (used by `serve --svsm-socket`).
 pub fn start_svsm_interface(
     socket: &Path,
@@ -58,6 +67,7 @@ pub fn start_svsm_interface(
     ark_out: &Path,
     access: crate::sockets::SocketAccess,
     vtpm: Box<dyn svsm_protocol::VtpmService + Send>,
+    config: SimulatedSnpConfig,
 ) -> anyhow::Result<()> {
     let size =
         memory_mib.checked_mul(1 << 20).filter(|s| *s >= 4 << 20).context("--svsm-memory-mib must be 4..")?;
@@ -65,14 +75,8 @@ pub fn start_svsm_interface(
     let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?);
     let pem = roots.ark.to_pem(der::pem::LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::write(ark_out, pem).with_context(|| format!("cannot write {}", ark_out.display()))?;
-    let svsm = svsm_harness::simulated::simulated_svsm_with(
-        size,
-        roots,
-        SimulatedSnpConfig::default(),
-        Some(vtpm),
-        &mut rng,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svsm = svsm_harness::simulated::simulated_svsm_with(size, roots, config, Some(vtpm), &mut rng)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     FileGuestMemory::create(memory, size).with_context(|| format!("cannot create {}", memory.display()))?;
     // The guest memory is shared with the guest process: the same users as the socket, nobody else.
     if let Some(gid) = access.group {

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod disk;
 pub mod harness;
 pub mod kbs;
+pub mod igvm;
 pub mod serve;
 pub mod store;
 pub mod tpm;

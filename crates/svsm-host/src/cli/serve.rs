@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// under the source vTPM's store key.
     #[arg(long, requires = "store_key")]
     incoming: bool,
+    /// With --svsm-socket: the simulated SNP platform reports the launch of this IGVM file (its MEASUREMENT,
+    /// POLICY, ID and author key digests), as hardware would for a VM launched from it.
+    #[arg(long, requires = "svsm_socket")]
+    igvm: Option<PathBuf>,
     #[command(flatten)]
     manufacture: ManufactureArgs,
 }
@@ -90,6 +94,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.no_swtpm_unix && !args.tcp && args.svsm_socket.is_none() {
         bail!("nothing to serve: --no-swtpm-unix without --tcp or --svsm-socket");
     }
+    // Measure the IGVM file before anything is created, so a bad file changes nothing.
+    let snp_config = crate::cli::harness::simulated_config(args.igvm.as_deref())?;
     // First start means "no state directory yet". A directory without TPM state is damage, not a new TPM:
     // open_manufactured refuses it below instead of silently manufacturing a replacement.
     let first_start = !args.state_dir.exists();
@@ -161,6 +167,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             &ark,
             access,
             Box::new(vtpm),
+            snp_config,
         )?;
         println!(
             "svsm    SVSM calls on {} (guest memory {}; simulated SNP platform, trust anchor {})",
