@@ -4,8 +4,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages the build and the tests need. libtpms-dev: the TPM engine; swtpm + tpm2-tools: the
-# reference peer and the real client the integration tests drive; openssl: the tests' throwaway EK CA.
-APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl
+# reference peer and the real client the integration tests drive; openssl: the tests' throwaway EK CA;
+# etcd-server + etcd-client: the ledger service's backing cluster in tests (etcd, etcdctl); protobuf-compiler +
+# libprotobuf-dev: protoc and the well-known .proto files the etcd-client crate's build script compiles.
+APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl etcd-server etcd-client \
+	protobuf-compiler libprotobuf-dev
 FUZZ_SECONDS ?= 60
 STATE_DIR ?= state
 

@@ -46,4 +46,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
         + POOL.free_pages()
         + svsm_vtpm::svsm_page::parse_request(&[]).is_err() as usize
         + svsm_protocol::tpm::ek_rsa2048_template().len()
+        + svsm_ledger::Request::claimed_vm(&[]).is_err() as usize
 }
