@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod ledger;
 mod vtpm;
 
 /// The SVSM persistence and service stack, run as a Linux process ("native platform"), and the tools
@@ -53,6 +54,9 @@ enum Command {
         #[arg(long)]
         ark_out: Option<std::path::PathBuf>,
     },
+    /// Run the freshness-ledger service on an etcd cluster, and enrol VMs in it (the operator's side).
+    #[command(subcommand)]
+    Ledger(cli::ledger::LedgerCommand),
     /// Act as a guest against `svsm-host serve`, the way the Linux drivers do.
     #[command(subcommand)]
     Guest(cli::harness::GuestCommand),
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
             cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out)
         }
         Command::Guest(cmd) => cli::harness::run_guest(cmd),
+        Command::Ledger(cmd) => cli::ledger::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod attest;
 pub mod disk;
 pub mod harness;
+pub mod ledger;
 pub mod serve;
 pub mod store;
 pub mod tpm;
