@@ -1,7 +1,7 @@
 //! Guest memory in a file shared with the guest process.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt as _};
 use std::path::Path;
 
 use svsm_protocol::{GuestMemory, GuestMemoryError};
@@ -16,16 +16,28 @@ pub struct FileGuestMemory {
 }
 
 impl FileGuestMemory {
-    /// Creates (or truncates) the file at `path` with `size` zero bytes.
+    /// Creates (or truncates) the file at `path` with `size` zero bytes, mode 0600. A symbolic link at
+    /// `path` is an error (`O_NOFOLLOW`): truncating through a planted link would destroy its target.
     pub fn create(path: &Path, size: u64) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
         file.set_len(size)?;
         Ok(FileGuestMemory { file, size })
     }
 
-    /// Opens an existing memory file; its length is the memory size.
+    /// Opens an existing memory file (not through a symbolic link); its length is the memory size.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
         let size = file.metadata()?.len();
         Ok(FileGuestMemory { file, size })
     }

@@ -39,8 +39,14 @@ pub fn serve_connection(
     }
 }
 
+/// How long `serve` waits after a failed `accept` (e.g. out of descriptors) before trying again.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Accepts guest connections on `listener`, each served on its own thread with its own handle on the memory
 /// file at `memory_path`; stops after `max_connections` if given.
+///
+/// An accept error never ends the loop (nor spins it): it is logged once per streak and retried after
+/// [`ACCEPT_BACKOFF`]. A connection whose memory handle cannot be opened is closed with a logged reason.
 pub fn serve(
     listener: UnixListener,
     svsm: Arc<Mutex<Svsm>>,
@@ -48,18 +54,40 @@ pub fn serve(
     max_connections: Option<usize>,
 ) -> std::io::Result<()> {
     let mut handles = Vec::new();
-    for (n, stream) in listener.incoming().enumerate() {
-        let stream = stream?;
+    let mut served = 0usize;
+    let mut failing = false;
+    while max_connections.is_none_or(|max| served < max) {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => {
+                failing = false;
+                stream
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "accept failed; retrying every {:?}", ACCEPT_BACKOFF);
+                }
+                failing = true;
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        served += 1;
+        let mut memory = match FileGuestMemory::open(&memory_path) {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::error!(%err, path = %memory_path.display(), "cannot open guest memory; closing connection");
+                continue;
+            }
+        };
         let svsm = svsm.clone();
-        let mut memory = FileGuestMemory::open(&memory_path)?;
         handles.push(std::thread::spawn(move || {
             if let Err(err) = serve_connection(&svsm, &mut memory, stream) {
                 tracing::warn!(%err, "guest connection ended with an error");
             }
         }));
-        if max_connections.is_some_and(|max| n + 1 >= max) {
-            break;
-        }
+        // Finished connections' threads are reaped as we go, so a long-running server does not accumulate them.
+        handles.retain(|h| !h.is_finished());
     }
     for h in handles {
         let _ = h.join();

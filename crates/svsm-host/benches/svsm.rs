@@ -32,7 +32,7 @@ fn main() {
     let state = dir.path().join("state");
     let sock = dir.path().join("svsm.sock");
     let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["serve", "--mssim-port", "0", "--swtpm-port", "0", "--no-swtpm-unix", "--state-dir"])
+        .args(["serve", "--tcp", "--mssim-port", "0", "--swtpm-port", "0", "--no-swtpm-unix", "--state-dir"])
         .arg(&state)
         .arg("--svsm-socket")
         .arg(&sock)

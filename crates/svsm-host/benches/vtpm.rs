@@ -77,7 +77,15 @@ fn spawn_ours(state: &Path, port: u16) -> Child {
 
 fn spawn_ours_mode(state: &Path, port: u16, mode: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["serve", "--no-mssim", "--no-swtpm-unix", "--swtpm-port", &port.to_string(), "--state-dir"])
+        .args([
+            "serve",
+            "--tcp",
+            "--no-mssim",
+            "--no-swtpm-unix",
+            "--swtpm-port",
+            &port.to_string(),
+            "--state-dir",
+        ])
         .arg(state)
         .args(["--ledger-mode", mode])
         .env("SVSM_LOG", "warn")

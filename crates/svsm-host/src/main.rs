@@ -3,10 +3,7 @@
 //! Each command group lives in its own module under `cli/`; this file only wires them to clap and logging.
 
 use clap::{Parser, Subcommand};
-
-mod cli;
-mod ledger;
-mod vtpm;
+use svsm_host::cli;
 
 /// The SVSM persistence and service stack, run as a Linux process ("native platform"), and the tools
 /// operators use to create, inspect and check its encrypted volumes.

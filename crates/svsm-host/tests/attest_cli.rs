@@ -51,7 +51,7 @@ fn serve_with_svsm_socket_attests_the_real_vtpm() {
     let state = d.join("state");
     let sock = d.join("svsm.sock");
     let mut child = host()
-        .args(["serve", "--mssim-port", "0", "--swtpm-port", "0", "--no-swtpm-unix", "--state-dir"])
+        .args(["serve", "--tcp", "--mssim-port", "0", "--swtpm-port", "0", "--no-swtpm-unix", "--state-dir"])
         .arg(&state)
         .arg("--svsm-socket")
         .arg(&sock)

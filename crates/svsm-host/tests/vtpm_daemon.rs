@@ -35,7 +35,7 @@ impl Daemon {
         let stderr_path = state.with_extension("stderr");
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-            .args(["serve", "--mssim-port", "0", "--swtpm-port", "0", "--state-dir"])
+            .args(["serve", "--tcp", "--mssim-port", "0", "--swtpm-port", "0", "--state-dir"])
             .arg(state)
             .args(extra)
             .env("SVSM_LOG", "info")

@@ -24,7 +24,7 @@ struct Shared {
 }
 
 impl NvStorage for Shared {
-    fn load(&mut self, blob: NvBlob) -> Result<Option<Vec<u8>>, StorageError> {
+    fn load(&mut self, blob: NvBlob) -> Result<Option<svsm_vtpm::NvData>, StorageError> {
         self.inner.lock().unwrap().load(blob)
     }
     fn commit(&mut self, changes: &[(NvBlob, Option<&[u8]>)]) -> Result<(), StorageError> {

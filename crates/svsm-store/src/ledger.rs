@@ -145,6 +145,10 @@ mod host {
     ///
     /// For development and tests only: the host controls this directory, so it is not a root of trust.
     ///
+    /// Compare-and-set is atomic across handles and processes: read, compare and write happen under an
+    /// exclusive `flock` on `<volume-id>.lock` beside the record (reads take it shared), so two processes
+    /// that open the same directory can never both advance the same generation.
+    ///
     /// The file is preallocated with two 512-byte slots. An update writes the slot that does *not* hold the
     /// current record, with one `pwrite` + `fdatasync`: no rename, no directory sync, no metadata change, so a
     /// strict-mode commit pays one extra sync instead of the three a write-temporary-and-rename scheme costs.
@@ -298,8 +302,41 @@ mod host {
         }
     }
 
+    /// A held `flock` on a volume's lock file; released when dropped (the file is closed).
+    #[derive(Debug)]
+    struct RecordLock(#[allow(dead_code)] File);
+
+    impl FileLedger {
+        /// Locks `volume`'s records against every other handle, in this process or another: shared for a
+        /// read, exclusive for read-compare-write. The lock file (`<volume-id>.lock`) is separate from the
+        /// record file because a volume's first record is created by rename, which replaces the inode.
+        fn lock(&self, volume: &VolumeId, exclusive: bool) -> Result<RecordLock, LedgerError> {
+            use std::os::fd::AsRawFd as _;
+            let path = self.dir.join(format!("{volume}.lock"));
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Self::unavailable(&path, e))?;
+            let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+            loop {
+                // SAFETY: flock on a descriptor we own; no memory is involved.
+                if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+                    return Ok(RecordLock(f));
+                }
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(Self::unavailable(&path, e));
+                }
+            }
+        }
+    }
+
     impl Ledger for FileLedger {
         fn read(&mut self, volume: &VolumeId) -> Result<Option<LedgerRecord>, LedgerError> {
+            let _lock = self.lock(volume, false)?;
             Ok(self.load(&self.path_of(volume))?.map(|state| state.record()))
         }
 
@@ -310,6 +347,8 @@ mod host {
             new: &LedgerRecord,
         ) -> Result<(), LedgerError> {
             let path = self.path_of(volume);
+            // Read, compare and write under one exclusive lock: two handles never both win a generation.
+            let _lock = self.lock(volume, true)?;
             let state = self.load(&path)?;
             let current = state.as_ref().map(FileState::record);
             if current.as_ref() != expected {
@@ -406,6 +445,54 @@ mod host {
             twin[SLOT_LEN..].copy_from_slice(&FileLedger::encode_slot(&Slot { seq: 4, record: record(5) }));
             fs::write(&path, &twin).unwrap();
             assert!(matches!(ledger.read(&v), Err(LedgerError::Corrupt(_))));
+        }
+
+        /// N handles (threads here, each with its own `FileLedger` and so its own open files, exactly what
+        /// separate processes have) race compare-and-set(current -> current + 1). Atomic CAS means every
+        /// success advanced the generation by one: successes == final - initial, and the file stays valid.
+        #[test]
+        fn compare_and_set_is_atomic_across_handles() {
+            const HANDLES: usize = 4;
+            const ROUNDS: usize = 150;
+            let dir = tempfile::tempdir().unwrap();
+            let v = volume();
+            FileLedger::new(dir.path()).unwrap().compare_and_set(&v, None, &record(1)).unwrap();
+            let wins: usize = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..HANDLES)
+                    .map(|h| {
+                        let path = dir.path().to_path_buf();
+                        scope.spawn(move || {
+                            let mut ledger = FileLedger::new(&path).unwrap();
+                            let mut wins = 0;
+                            for round in 0..ROUNDS {
+                                let current = ledger.read(&v).unwrap().unwrap();
+                                let mut hash = [0u8; 32];
+                                hash[..8].copy_from_slice(&(h as u64).to_le_bytes());
+                                hash[8..16].copy_from_slice(&(round as u64).to_le_bytes());
+                                let next = LedgerRecord {
+                                    generation: current.generation + 1,
+                                    superblock_hash: hash,
+                                };
+                                match ledger.compare_and_set(&v, Some(&current), &next) {
+                                    Ok(()) => wins += 1,
+                                    Err(LedgerError::Conflict { .. }) => {}
+                                    Err(e) => panic!("handle {h} round {round}: {e}"),
+                                }
+                            }
+                            wins
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap()).sum()
+            });
+            let last = FileLedger::new(dir.path()).unwrap().read(&v).unwrap().unwrap();
+            assert_eq!(
+                wins as u64,
+                last.generation - 1,
+                "{wins} successes but the generation moved {}",
+                last.generation - 1
+            );
+            assert!(wins >= ROUNDS, "suspiciously few successes: {wins}");
         }
 
         #[test]

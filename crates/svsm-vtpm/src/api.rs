@@ -53,9 +53,13 @@ impl NvBlob {
 /// Every mutating call is one transaction that is **durable when it returns `Ok`**: the engine releases a
 /// TPM response only after the NV change behind it has been stored, so an acknowledged write survives a power
 /// cut. Implementations must be atomic per call (old or new contents after a crash, never a mix).
+/// The contents of an NV blob as loaded: zeroized when dropped (they hold the TPM's secrets).
+pub type NvData = zeroize::Zeroizing<Vec<u8>>;
+
 pub trait NvStorage {
-    /// Reads a blob; `Ok(None)` if it was never written (or was deleted).
-    fn load(&mut self, blob: NvBlob) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Reads a blob; `Ok(None)` if it was never written (or was deleted). The blob holds the TPM's seeds
+    /// and keys, so it comes in a buffer that is zeroized when dropped.
+    fn load(&mut self, blob: NvBlob) -> Result<Option<NvData>, StorageError>;
 
     /// Replaces a blob durably, as one transaction.
     fn store(&mut self, blob: NvBlob, data: &[u8]) -> Result<(), StorageError> {
@@ -72,7 +76,7 @@ pub trait NvStorage {
 }
 
 impl<S: NvStorage + ?Sized> NvStorage for alloc::boxed::Box<S> {
-    fn load(&mut self, blob: NvBlob) -> Result<Option<Vec<u8>>, StorageError> {
+    fn load(&mut self, blob: NvBlob) -> Result<Option<NvData>, StorageError> {
         (**self).load(blob)
     }
     fn commit(&mut self, changes: &[(NvBlob, Option<&[u8]>)]) -> Result<(), StorageError> {

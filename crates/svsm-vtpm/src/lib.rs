@@ -33,7 +33,7 @@ pub mod store_nv;
 pub mod svsm_page;
 pub mod swtpm;
 
-pub use api::{NvBlob, NvStorage, TpmEngine};
+pub use api::{NvBlob, NvData, NvStorage, TpmEngine};
 pub use error::{EngineError, FrameError, MarshalError, StorageError, VtpmError};
 pub use mem_storage::MemNvStorage;
 pub use service::Vtpm;

@@ -34,8 +34,8 @@ impl MemNvStorage {
 }
 
 impl NvStorage for MemNvStorage {
-    fn load(&mut self, blob: NvBlob) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.blobs.get(&blob).cloned())
+    fn load(&mut self, blob: NvBlob) -> Result<Option<crate::api::NvData>, StorageError> {
+        Ok(self.blobs.get(&blob).cloned().map(zeroize::Zeroizing::new))
     }
 
     fn commit(&mut self, changes: &[(NvBlob, Option<&[u8]>)]) -> Result<(), StorageError> {

@@ -5,13 +5,12 @@
 //! released after it can never be lost or rolled back by the host.
 
 use alloc::format;
-use alloc::vec::Vec;
 
 use svsm_block::BlockDevice;
 use svsm_store::ids::{self, ObjectId};
 use svsm_store::{Ledger, Store, StoreError};
 
-use crate::api::{NvBlob, NvStorage};
+use crate::api::{NvBlob, NvData, NvStorage};
 use crate::error::StorageError;
 
 /// Object id of libtpms' `savestate` blob (TPM 1.2 style; TPM 2.0 folds it into `permall`), in the vTPM range.
@@ -56,8 +55,9 @@ impl<D: BlockDevice, L: Ledger> StoreNvStorage<D, L> {
 }
 
 impl<D: BlockDevice, L: Ledger> NvStorage for StoreNvStorage<D, L> {
-    fn load(&mut self, blob: NvBlob) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.store.get(object_id(blob)).map_err(map_err)?.map(|z| z.to_vec()))
+    fn load(&mut self, blob: NvBlob) -> Result<Option<NvData>, StorageError> {
+        // The store already returns a zeroizing buffer: hand it on, never copy the seeds into a plain Vec.
+        self.store.get(object_id(blob)).map_err(map_err)
     }
 
     fn commit(&mut self, changes: &[(NvBlob, Option<&[u8]>)]) -> Result<(), StorageError> {
@@ -99,8 +99,8 @@ mod tests {
         nv.delete(NvBlob::Volatile).unwrap();
         let disk = nv.into_store().close().unwrap();
         let mut nv = StoreNvStorage::new(Store::open(disk, &key, ledger, OpenOptions::default()).unwrap());
-        assert_eq!(nv.load(NvBlob::Permanent).unwrap().as_deref(), Some(&b"perm"[..]));
-        assert_eq!(nv.load(NvBlob::Manufacture).unwrap().as_deref(), Some(&b"rec"[..]));
+        assert_eq!(nv.load(NvBlob::Permanent).unwrap().unwrap().as_slice(), b"perm");
+        assert_eq!(nv.load(NvBlob::Manufacture).unwrap().unwrap().as_slice(), b"rec");
         assert_eq!(nv.load(NvBlob::Volatile).unwrap(), None);
     }
 }

@@ -1,7 +1,6 @@
 //! `svsm-host svsm-serve` and `svsm-host guest ...`: the SVSM call interface on the host, and a guest that uses it
 //! the way the Linux drivers do.
 
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -39,9 +38,8 @@ pub fn run_serve(
     let svsm = simulated_svsm(size, roots, SimulatedSnpConfig::default(), &mut rng)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     FileGuestMemory::create(memory, size).with_context(|| format!("cannot create {}", memory.display()))?;
-    let listener = UnixListener::bind(socket).with_context(|| {
-        format!("cannot listen on {} (remove a stale socket file first)", socket.display())
-    })?;
+    let listener = crate::sockets::bind_unix(socket, crate::sockets::SocketAccess::default())
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
     eprintln!(
         "serving SVSM calls on {} with guest memory {} ({} MiB); vTPM = TPM wire-format double (use `serve --svsm-socket` for the real vTPM)",
         socket.display(),
@@ -58,6 +56,7 @@ pub fn start_svsm_interface(
     memory: &Path,
     memory_mib: u64,
     ark_out: &Path,
+    access: crate::sockets::SocketAccess,
     vtpm: Box<dyn svsm_protocol::VtpmService + Send>,
 ) -> anyhow::Result<()> {
     let size =
@@ -75,15 +74,15 @@ pub fn start_svsm_interface(
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     FileGuestMemory::create(memory, size).with_context(|| format!("cannot create {}", memory.display()))?;
-    // A socket left by an earlier run is replaced; anything else at that path is an error from bind below.
-    if std::fs::symlink_metadata(socket)
-        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-    {
-        std::fs::remove_file(socket)
-            .with_context(|| format!("cannot remove stale socket {}", socket.display()))?;
+    // The guest memory is shared with the guest process: the same users as the socket, nobody else.
+    if let Some(gid) = access.group {
+        std::os::unix::fs::lchown(memory, None, Some(gid))
+            .with_context(|| format!("giving {} to group {gid}", memory.display()))?;
     }
-    let listener =
-        UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    std::fs::set_permissions(memory, std::os::unix::fs::PermissionsExt::from_mode(access.mode()))
+        .with_context(|| format!("cannot set the mode of {}", memory.display()))?;
+    let listener = crate::sockets::bind_unix(socket, access)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
     let memory = memory.to_path_buf();
     std::thread::spawn(move || {
         if let Err(err) = serve(listener, Arc::new(Mutex::new(svsm)), memory, None) {

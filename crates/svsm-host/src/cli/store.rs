@@ -1,23 +1,32 @@
 //! `svsm-host store ...`: operator commands for secure-store volumes (see `docs/store-format.md`).
 //!
-//! Keys come from a key file (32 raw bytes, or 64 hex digits); production key release by the KBS is a later
-//! issue. The ledger is a `FileLedger` directory: it must be the same directory for every command on a volume,
-//! or rollback detection has nothing to compare against.
+//! Every command reaches its volume through the state model (`crate::state`): the image's directory is its
+//! state directory (0700; its lock, and by default its development key file and file ledger, live there).
+//! Writing commands take the directory's lock and are refused while `serve` holds it; reading commands
+//! (`inspect`, `fsck`, `get`, `export`) work meanwhile on a detached open and say that freshness was not
+//! checked.
 
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Subcommand, ValueEnum};
 use svsm_block::{BlockDevice, FileDisk};
 use svsm_store::{
-    Detached, FileLedger, FormatParams, Ledger, LedgerMode, OpenOptions, OsRandom, PooledOsRandom,
-    RandomSource, Store, StoreKey, ids, read_headers,
+    Detached, FormatParams, Ledger, LedgerMode, MemLedger, OpenOptions, PooledOsRandom, RandomSource, Store,
+    ids, read_headers,
 };
 
-const BLOCK: u32 = 4096;
+use crate::state::key_file::write_new_key_file;
+use crate::state::{
+    BLOCK_SIZE, DetachedStore, FileLedgerSource, KeyFile, KeySource, ReadLock, StateDir, Volume, VolumeName,
+    VolumeStore,
+};
+
+const BLOCK: u32 = BLOCK_SIZE;
 
 /// Ledger mode names on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -28,16 +37,59 @@ pub enum Mode {
     BootEpoch,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct Volume {
-    /// Volume image file.
+/// Which volume a command works on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VolumeArgs {
+    /// Volume image file. Its directory is the volume's state directory (mode 0700): the lock, and by
+    /// default the key file and the ledger, live there.
     image: PathBuf,
-    /// Key file: 32 raw bytes or 64 hex digits.
+    /// Key file (64 hex digits on one line, `#` comment lines allowed; mode 0600). Default: the state
+    /// directory's development key, `dev-store.key` beside the image.
     #[arg(long, short = 'k')]
-    key_file: PathBuf,
-    /// Ledger directory (one record file per volume).
-    #[arg(long, default_value = "state/ledger", env = "SVSM_LEDGER_DIR")]
-    ledger_dir: PathBuf,
+    key_file: Option<PathBuf>,
+    /// Ledger directory. Default: `ledger/` beside the image.
+    #[arg(long, env = "SVSM_LEDGER_DIR")]
+    ledger_dir: Option<PathBuf>,
+    /// Volume name, what a key source is asked for (e.g. vtpm, uefi-vars). Default: the image's file stem.
+    #[arg(long)]
+    volume: Option<VolumeName>,
+}
+
+impl VolumeArgs {
+    fn dir_path(&self) -> PathBuf {
+        match self.image.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn key_path(&self, dir: &StateDir) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| dir.dev_key_path())
+    }
+
+    /// The volume, in its state directory (created if `create`).
+    fn open(&self, create: bool) -> anyhow::Result<Volume> {
+        let dir = if create {
+            StateDir::open_or_create(self.dir_path())?.0
+        } else {
+            StateDir::open(self.dir_path())?
+        };
+        let name = match &self.volume {
+            Some(n) => n.clone(),
+            None => {
+                let stem = self.image.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                VolumeName::new(stem).with_context(|| {
+                    format!("{}: name the volume with --volume (e.g. --volume vtpm)", self.image.display())
+                })?
+            }
+        };
+        let keys: Arc<dyn KeySource> = Arc::new(KeyFile::existing(self.key_path(&dir)));
+        let ledgers: Arc<dyn crate::state::LedgerSource> = match &self.ledger_dir {
+            Some(d) => Arc::new(FileLedgerSource::new(d)),
+            None => dir.default_ledgers(),
+        };
+        Ok(Volume::new(dir, name, self.image.clone(), keys, ledgers))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,7 +97,7 @@ pub enum StoreCommand {
     /// Create a new image file, format it as an empty volume and enrol it in the ledger.
     Create {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Volume size in MiB.
         #[arg(long, default_value_t = 8)]
         size_mib: u64,
@@ -59,7 +111,7 @@ pub enum StoreCommand {
     /// Show the plaintext header; with a valid key and ledger also the generation, objects and sizes.
     Inspect {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Skip the ledger (freshness NOT checked): for backups and images that are not the live volume.
         #[arg(long)]
         detached: bool,
@@ -67,7 +119,7 @@ pub enum StoreCommand {
     /// Walk and authenticate every block. Exit code 0: healthy; 1: damaged, rolled back or unreadable.
     Fsck {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Skip the ledger (freshness NOT checked).
         #[arg(long)]
         detached: bool,
@@ -75,7 +127,7 @@ pub enum StoreCommand {
     /// Print an object's content to stdout or a file.
     Get {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Object id: a number (0x.. hex) or a name (vtpm-permanent, vtpm-volatile, vtpm-manufacture, uefi-varstore).
         id: String,
         /// Write here instead of stdout (refuses to overwrite).
@@ -85,7 +137,7 @@ pub enum StoreCommand {
     /// Store a file's content as an object (one durable transaction).
     Put {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Object id (see `get`).
         id: String,
         /// File to store.
@@ -94,21 +146,21 @@ pub enum StoreCommand {
     /// Delete an object (one durable transaction).
     Delete {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Object id (see `get`).
         id: String,
     },
     /// Back up a volume into a new image file (same key, new volume id, not enrolled in any ledger).
     Export {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Backup image to create (refuses to overwrite).
         backup: PathBuf,
     },
     /// Restore a backup into a volume as a NEW generation (the ledger moves forward, never back).
     Import {
         #[command(flatten)]
-        vol: Volume,
+        vol: VolumeArgs,
         /// Backup image made by `export`.
         backup: PathBuf,
         /// Create and enrol the target volume first (when the old one is lost or unreadable).
@@ -126,17 +178,23 @@ pub enum StoreCommand {
 pub fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         StoreCommand::Create { vol, size_mib, mode, generate_key } => {
+            let v = vol.open(true)?;
+            let key_path = vol.key_path(v.state_dir());
+            let lock = v.state_dir().lock_for_write("store create")?;
             if generate_key {
-                write_new_key(&vol.key_file)?;
+                write_new_key_file(&key_path)?;
+                println!(
+                    "wrote a new DEVELOPMENT key to {} (keep it secret; without it the volume is unreadable)",
+                    key_path.display()
+                );
             }
-            let key = read_key(&vol.key_file)?;
-            create(&vol, &key, size_mib, mode)?;
+            create(&v, &lock, size_mib, mode)?;
         }
-        StoreCommand::Inspect { vol, detached } => return inspect(&vol, detached),
-        StoreCommand::Fsck { vol, detached } => return fsck(&vol, detached),
+        StoreCommand::Inspect { vol, detached } => return inspect(&vol.open(false)?, detached),
+        StoreCommand::Fsck { vol, detached } => return fsck(&vol.open(false)?, detached),
         StoreCommand::Get { vol, id, out } => {
             let id = parse_id(&id)?;
-            let mut store = open(&vol, true)?;
+            let mut store = Reader::open(&vol.open(false)?, false)?;
             let data = store.get(id)?.with_context(|| format!("object {id:#x} does not exist"))?;
             match out {
                 Some(path) => {
@@ -153,7 +211,9 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
         StoreCommand::Put { vol, id, file } => {
             let id = parse_id(&id)?;
             let data = zeroize::Zeroizing::new(fs::read(&file).with_context(|| file.display().to_string())?);
-            let mut store = open(&vol, false)?;
+            let v = vol.open(false)?;
+            let lock = v.state_dir().lock_for_write("store put")?;
+            let mut store = v.open(&lock)?;
             let mut tx = store.begin();
             tx.put(id, &data)?;
             let g = tx.commit()?;
@@ -162,7 +222,9 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
         }
         StoreCommand::Delete { vol, id } => {
             let id = parse_id(&id)?;
-            let mut store = open(&vol, false)?;
+            let v = vol.open(false)?;
+            let lock = v.state_dir().lock_for_write("store delete")?;
+            let mut store = v.open(&lock)?;
             if store.size_of(id).is_none() {
                 bail!("object {id:#x} does not exist");
             }
@@ -172,13 +234,14 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             store.close()?;
             println!("deleted object {id:#x} at generation {g}");
         }
-        StoreCommand::Export { vol, backup } => export(&vol, &backup)?,
+        StoreCommand::Export { vol, backup } => export(&vol.open(false)?, &backup)?,
         StoreCommand::Import { vol, backup, create: do_create, size_mib, mode } => {
-            let key = read_key(&vol.key_file)?;
+            let v = vol.open(do_create)?;
+            let lock = v.state_dir().lock_for_write("store import")?;
             if do_create {
-                create(&vol, &key, size_mib, mode)?;
+                create(&v, &lock, size_mib, mode)?;
             }
-            import(&vol, &key, &backup)?;
+            import(&v, &lock, &backup)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -193,46 +256,6 @@ fn mode_of(m: Mode) -> LedgerMode {
         Mode::Strict => LedgerMode::Strict,
         Mode::BootEpoch => LedgerMode::BootEpoch,
     }
-}
-
-/// Parses a key file: exactly 32 bytes, or 64 hex digits with optional surrounding whitespace.
-fn read_key(path: &Path) -> anyhow::Result<StoreKey> {
-    let raw = zeroize::Zeroizing::new(
-        fs::read(path).with_context(|| format!("reading key file {}", path.display()))?,
-    );
-    if raw.len() == 32 {
-        return Ok(StoreKey::from_slice(&raw)?);
-    }
-    let text = std::str::from_utf8(&raw).ok().map(str::trim).unwrap_or_default();
-    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        for (i, k) in key.iter_mut().enumerate() {
-            *k = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)?;
-        }
-        return Ok(StoreKey::from_bytes(*key));
-    }
-    bail!(
-        "{}: a key file holds 32 raw bytes or 64 hex digits (create one with `store create --generate-key`)",
-        path.display()
-    )
-}
-
-fn write_new_key(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut key = zeroize::Zeroizing::new([0u8; 32]);
-    OsRandom.fill(&mut key[..]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hex = zeroize::Zeroizing::new(key.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}: refusing to overwrite an existing key file", path.display()))?;
-    f.write_all(hex.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    println!("wrote a new key to {} (keep it secret; without it the volume is unreadable)", path.display());
-    Ok(())
 }
 
 /// Object ids by name or number.
@@ -269,57 +292,89 @@ fn id_name(id: u64) -> &'static str {
     }
 }
 
-fn create(vol: &Volume, key: &StoreKey, size_mib: u64, mode: Mode) -> anyhow::Result<()> {
+fn create(vol: &Volume, lock: &crate::state::WriteLock, size_mib: u64, mode: Mode) -> anyhow::Result<()> {
     let bytes = size_mib.checked_mul(1 << 20).context("size too large")?;
-    let mut disk = FileDisk::create(&vol.image, BLOCK, bytes / u64::from(BLOCK))
+    let store = vol
+        .create(lock, bytes / u64::from(BLOCK), mode_of(mode))
         .context("choose a new file name; existing images are never overwritten")?;
-    // Allocate every block now (a sparse file would make each first write allocate and journal metadata).
-    let zeros = vec![0u8; 1 << 20];
-    let blocks_per_chunk = zeros.len() as u64 / u64::from(BLOCK);
-    let mut lba = 0;
-    while lba < disk.num_blocks() {
-        let n = blocks_per_chunk.min(disk.num_blocks() - lba);
-        disk.write_blocks(lba, &zeros[..(n * u64::from(BLOCK)) as usize], svsm_block::WriteMode::Cached)?;
-        lba += n;
-    }
-    disk.flush()?;
-    let f = Store::<_, FileLedger>::format(disk, key, FormatParams::new(mode_of(mode), rng()))?;
-    let mut ledger = FileLedger::new(&vol.ledger_dir)?;
-    ledger
-        .compare_and_set(&f.volume_id, None, &f.record)
-        .context("enrolling the new volume in the ledger")?;
     println!(
-        "created {} : volume {} ({} MiB, {:?} ledger in {})",
-        vol.image.display(),
-        f.volume_id,
+        "created {} : volume {} ({} MiB, {:?} ledger: {})",
+        vol.image().display(),
+        store.volume_id(),
         size_mib,
         mode_of(mode),
-        vol.ledger_dir.display()
+        vol.ledger_source().describe()
     );
     Ok(())
 }
 
-fn open(vol: &Volume, read_only: bool) -> anyhow::Result<Store<FileDisk, FileLedger>> {
-    let key = read_key(&vol.key_file)?;
-    let disk = FileDisk::open(&vol.image, BLOCK, read_only)?;
-    let ledger = FileLedger::new(&vol.ledger_dir)?;
-    let mut options = OpenOptions::new(rng());
-    options.read_only = read_only;
-    Store::open(disk, &key, ledger, options).with_context(|| format!("opening {}", vol.image.display()))
+/// A volume opened by a reading command: with its ledger under a shared lock, or detached (asked for, or
+/// because a writer such as `serve` holds the state directory).
+enum Reader {
+    Checked(VolumeStore, #[allow(dead_code)] ReadLock),
+    Detached(DetachedStore, Option<String>),
 }
 
-fn open_detached(vol: &Volume) -> anyhow::Result<Store<FileDisk, Detached>> {
-    let key = read_key(&vol.key_file)?;
-    let disk = FileDisk::open(&vol.image, BLOCK, true)?;
-    Store::open_detached(disk, &key, OpenOptions::new(rng()))
-        .with_context(|| format!("opening {}", vol.image.display()))
+impl Reader {
+    fn open(vol: &Volume, detached: bool) -> anyhow::Result<Reader> {
+        if detached {
+            return Ok(Reader::Detached(vol.open_detached()?, None));
+        }
+        let dir = vol.state_dir();
+        match dir.lock_for_read()? {
+            Some(lock) => Ok(Reader::Checked(vol.open_read_only()?, lock)),
+            None => {
+                let holder = dir.current_writer().unwrap_or_else(|| "another process".into());
+                let why = format!("svsm-host {holder} holds {}", dir.path().display());
+                eprintln!("note: {why}; reading the volume detached (freshness NOT checked)");
+                Ok(Reader::Detached(vol.open_detached()?, Some(why)))
+            }
+        }
+    }
+
+    fn stats(&self) -> svsm_store::StoreStats {
+        match self {
+            Reader::Checked(s, _) => s.stats(),
+            Reader::Detached(s, _) => s.stats(),
+        }
+    }
+
+    fn objects(&self) -> Vec<(u64, u64)> {
+        match self {
+            Reader::Checked(s, _) => s.objects().collect(),
+            Reader::Detached(s, _) => s.objects().collect(),
+        }
+    }
+
+    fn get(&mut self, id: u64) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, svsm_store::StoreError> {
+        match self {
+            Reader::Checked(s, _) => s.get(id),
+            Reader::Detached(s, _) => s.get(id),
+        }
+    }
+
+    fn check_all(&mut self) -> anyhow::Result<u64> {
+        match self {
+            Reader::Checked(s, _) => check_all(s),
+            Reader::Detached(s, _) => check_all(s),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reader::Checked(..) => "Reader::Checked",
+            Reader::Detached(..) => "Reader::Detached",
+        })
+    }
 }
 
 fn inspect(vol: &Volume, detached: bool) -> anyhow::Result<ExitCode> {
-    let mut disk = FileDisk::open(&vol.image, BLOCK, true)?;
+    let mut disk = FileDisk::open(vol.image(), BLOCK, true)?;
     println!(
         "image      {} ({} blocks of {} bytes)",
-        vol.image.display(),
+        vol.image().display(),
         disk.num_blocks(),
         disk.block_size()
     );
@@ -344,44 +399,43 @@ fn inspect(vol: &Volume, detached: bool) -> anyhow::Result<ExitCode> {
         );
     }
     drop(disk);
-    let report = |stats: svsm_store::StoreStats, objects: Vec<(u64, u64)>| {
-        println!("volume     {}", stats.volume_id);
-        println!("generation {} (authenticated)", stats.generation);
-        println!("ledger     {:?}", stats.ledger_mode);
-        println!(
-            "usage      {} of {} blocks, {} objects, {} bytes, {} seals",
-            stats.used_blocks, stats.total_blocks, stats.objects, stats.object_bytes, stats.seal_count
-        );
-        println!("{:<20} {:>12}  name", "object", "bytes");
-        for (id, size) in objects {
-            println!("{id:<#20x} {size:>12}  {}", id_name(id));
+    let reader = Reader::open(vol, detached)?;
+    println!("key        {}", vol.key_source().describe());
+    match &reader {
+        Reader::Checked(s, _) => {
+            println!("freshness  ledger record matches (generation {})", s.ledger_record().generation);
         }
-    };
-    if detached {
-        let s = open_detached(vol)?;
-        println!("freshness  NOT checked (detached)");
-        report(s.stats(), s.objects().collect());
-    } else {
-        let s = open(vol, true)?;
-        println!("freshness  ledger record matches (generation {})", s.ledger_record().generation);
-        report(s.stats(), s.objects().collect());
+        Reader::Detached(_, None) => println!("freshness  NOT checked (detached)"),
+        Reader::Detached(_, Some(why)) => println!("freshness  NOT checked (detached: {why})"),
+    }
+    let stats = reader.stats();
+    println!("volume     {}", stats.volume_id);
+    println!("generation {} (authenticated)", stats.generation);
+    println!("ledger     {:?}", stats.ledger_mode);
+    println!(
+        "usage      {} of {} blocks, {} objects, {} bytes, {} seals",
+        stats.used_blocks, stats.total_blocks, stats.objects, stats.object_bytes, stats.seal_count
+    );
+    println!("{:<20} {:>12}  name", "object", "bytes");
+    for (id, size) in reader.objects() {
+        println!("{id:<#20x} {size:>12}  {}", id_name(id));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn fsck(vol: &Volume, detached: bool) -> anyhow::Result<ExitCode> {
-    let result = if detached {
-        open_detached(vol).and_then(|mut s| check_all(&mut s))
-    } else {
-        open(vol, true).and_then(|mut s| check_all(&mut s))
-    };
+    let result = Reader::open(vol, detached).and_then(|mut r| r.check_all().map(|n| (n, r)));
     match result {
-        Ok(blocks) => {
-            println!("{}: healthy ({blocks} data blocks authenticated)", vol.image.display());
+        Ok((blocks, reader)) => {
+            let fresh = match reader {
+                Reader::Checked(..) => "freshness checked against the ledger",
+                Reader::Detached(..) => "freshness NOT checked",
+            };
+            println!("{}: healthy ({blocks} data blocks authenticated; {fresh})", vol.image().display());
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("{}: NOT healthy: {e:#}", vol.image.display());
+            println!("{}: NOT healthy: {e:#}", vol.image().display());
             Ok(ExitCode::from(1))
         }
     }
@@ -402,18 +456,18 @@ fn check_all<D: BlockDevice, L: Ledger>(s: &mut Store<D, L>) -> anyhow::Result<u
 }
 
 fn export(vol: &Volume, backup: &Path) -> anyhow::Result<()> {
-    let key = read_key(&vol.key_file)?;
-    let mut src = open(vol, true)?;
+    let key = vol.key()?;
+    let mut src = Reader::open(vol, false)?;
     let stats = src.stats();
     let disk = FileDisk::create(backup, BLOCK, stats.total_blocks)
         .context("choose a new backup file name; existing files are never overwritten")?;
-    let f = Store::<_, Detached>::format(disk, &key, FormatParams::new(LedgerMode::BootEpoch, rng()))?;
+    let f = Store::<_, Detached>::format(disk, &key.key, FormatParams::new(LedgerMode::BootEpoch, rng()))?;
     // The backup is enrolled only in a throw-away ledger: it must never be mistaken for a live volume.
-    let scratch = tempdir_ledger()?;
-    let mut ledger = FileLedger::new(scratch.path())?;
-    ledger.compare_and_set(&f.volume_id, None, &f.record)?;
-    let mut dst = Store::open(FileDisk::open(backup, BLOCK, false)?, &key, ledger, OpenOptions::new(rng()))?;
-    let ids: Vec<u64> = src.objects().map(|(id, _)| id).collect();
+    let mut scratch = MemLedger::new();
+    scratch.compare_and_set(&f.volume_id, None, &f.record)?;
+    let mut dst =
+        Store::open(FileDisk::open(backup, BLOCK, false)?, &key.key, scratch, OpenOptions::new(rng()))?;
+    let ids: Vec<u64> = src.objects().into_iter().map(|(id, _)| id).collect();
     let mut tx = dst.begin();
     for id in &ids {
         let data = src.get(*id)?.context("object vanished during export")?;
@@ -431,34 +485,12 @@ fn export(vol: &Volume, backup: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tempdir_ledger() -> anyhow::Result<TempDir> {
-    let mut name = [0u8; 8];
-    OsRandom.fill(&mut name).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let path = std::env::temp_dir().join(format!("svsm-export-{}", u64::from_le_bytes(name)));
-    fs::create_dir(&path)?;
-    Ok(TempDir(path))
-}
-
-/// A directory removed on drop.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn import(vol: &Volume, key: &StoreKey, backup: &Path) -> anyhow::Result<()> {
-    let mut src = Store::open_detached(FileDisk::open(backup, BLOCK, true)?, key, OpenOptions::new(rng()))
-        .with_context(|| format!("opening backup {}", backup.display()))?;
-    let mut dst = open(vol, false)?;
+fn import(vol: &Volume, lock: &crate::state::WriteLock, backup: &Path) -> anyhow::Result<()> {
+    let key = vol.key()?;
+    let mut src =
+        Store::open_detached(FileDisk::open(backup, BLOCK, true)?, &key.key, OpenOptions::new(rng()))
+            .with_context(|| format!("opening backup {}", backup.display()))?;
+    let mut dst = vol.open(lock)?;
     let keep: Vec<u64> = src.objects().map(|(id, _)| id).collect();
     let drop_ids: Vec<u64> = dst.objects().map(|(id, _)| id).filter(|id| !keep.contains(id)).collect();
     let mut tx = dst.begin();
@@ -475,7 +507,7 @@ fn import(vol: &Volume, key: &StoreKey, backup: &Path) -> anyhow::Result<()> {
         "imported {} objects from {} into {} as generation {g} (the ledger moved forward; nothing was rolled back)",
         keep.len(),
         backup.display(),
-        vol.image.display()
+        vol.image().display()
     );
     Ok(())
 }
@@ -484,8 +516,8 @@ fn import(vol: &Volume, key: &StoreKey, backup: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn vol(dir: &Path, name: &str) -> Volume {
-        Volume { image: dir.join(name), key_file: dir.join("key"), ledger_dir: dir.join("ledger") }
+    fn vol(dir: &Path, name: &str) -> VolumeArgs {
+        VolumeArgs { image: dir.join(name), key_file: Some(dir.join("key")), ledger_dir: None, volume: None }
     }
 
     #[test]
@@ -498,71 +530,85 @@ mod tests {
 
     #[test]
     fn create_put_get_export_import_round_trip_and_fsck_detects_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let v = vol(dir.path(), "vol.img");
+        let base = tempfile::tempdir().unwrap();
+        let dir = &base.path().join("state");
+        let v = vol(dir, "vol.img");
         run(StoreCommand::Create {
-            vol: vol(dir.path(), "vol.img"),
+            vol: vol(dir, "vol.img"),
             size_mib: 1,
             mode: Mode::Strict,
             generate_key: true,
         })
         .unwrap();
-        let payload = dir.path().join("payload");
+        let payload = base.path().join("payload");
         fs::write(&payload, b"hello store").unwrap();
         run(StoreCommand::Put {
-            vol: vol(dir.path(), "vol.img"),
+            vol: vol(dir, "vol.img"),
             id: "vtpm-permanent".into(),
             file: payload.clone(),
         })
         .unwrap();
-        let out = dir.path().join("out");
-        run(StoreCommand::Get { vol: vol(dir.path(), "vol.img"), id: "1".into(), out: Some(out.clone()) })
-            .unwrap();
+        let out = base.path().join("out");
+        run(StoreCommand::Get { vol: vol(dir, "vol.img"), id: "1".into(), out: Some(out.clone()) }).unwrap();
         assert_eq!(fs::read(&out).unwrap(), b"hello store");
-        assert_eq!(fsck(&v, false).unwrap(), ExitCode::SUCCESS);
+        assert_eq!(fsck(&v.open(false).unwrap(), false).unwrap(), ExitCode::SUCCESS);
 
         // Backup, then change the live volume, then restore: the content goes back, the generation forward.
-        let backup = dir.path().join("backup.img");
-        run(StoreCommand::Export { vol: vol(dir.path(), "vol.img"), backup: backup.clone() }).unwrap();
+        let backup = dir.join("backup.img");
+        run(StoreCommand::Export { vol: vol(dir, "vol.img"), backup: backup.clone() }).unwrap();
         fs::write(&payload, b"changed").unwrap();
-        run(StoreCommand::Put { vol: vol(dir.path(), "vol.img"), id: "uefi-varstore".into(), file: payload })
+        run(StoreCommand::Put { vol: vol(dir, "vol.img"), id: "uefi-varstore".into(), file: payload })
             .unwrap();
-        let before = open(&v, true).unwrap().generation();
+        let before = v.open(false).unwrap().open_read_only().unwrap().generation();
         run(StoreCommand::Import {
-            vol: vol(dir.path(), "vol.img"),
+            vol: vol(dir, "vol.img"),
             backup: backup.clone(),
             create: false,
             size_mib: 1,
             mode: Mode::Strict,
         })
         .unwrap();
-        let mut s = open(&v, true).unwrap();
+        let mut s = v.open(false).unwrap().open_read_only().unwrap();
         assert!(s.generation() > before);
         assert_eq!(s.get(1).unwrap().unwrap().as_slice(), b"hello store");
         assert!(s.get(ids::UEFI_VARSTORE).unwrap().is_none());
         drop(s);
 
         // Damage a data block: fsck must say so with exit code 1.
-        let mut img = fs::read(&v.image).unwrap();
+        let image = dir.join("vol.img");
+        let mut img = fs::read(&image).unwrap();
         let used_tail = img.len() / 2;
         for b in &mut img[2 * 4096..used_tail] {
             *b ^= 0x01;
         }
-        fs::write(&v.image, &img).unwrap();
-        assert_eq!(fsck(&v, false).unwrap(), ExitCode::from(1));
-        assert_eq!(fsck(&vol(dir.path(), "backup.img"), true).unwrap(), ExitCode::SUCCESS);
+        fs::write(&image, &img).unwrap();
+        assert_eq!(fsck(&v.open(false).unwrap(), false).unwrap(), ExitCode::from(1));
+        assert_eq!(fsck(&vol(dir, "backup.img").open(false).unwrap(), true).unwrap(), ExitCode::SUCCESS);
     }
 
     #[test]
-    fn key_files_must_be_32_bytes_or_64_hex_digits() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        fs::write(&p, [1u8; 32]).unwrap();
-        assert!(read_key(&p).is_ok());
-        fs::write(&p, format!("{}\n", "ab".repeat(32))).unwrap();
-        assert!(read_key(&p).is_ok());
-        fs::write(&p, "short").unwrap();
-        assert!(read_key(&p).is_err());
-        assert!(write_new_key(&p).is_err(), "must not overwrite");
+    fn writing_commands_are_refused_while_another_process_holds_the_directory() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = &base.path().join("state");
+        run(StoreCommand::Create {
+            vol: vol(dir, "vol.img"),
+            size_mib: 1,
+            mode: Mode::Strict,
+            generate_key: true,
+        })
+        .unwrap();
+        let state = StateDir::open(dir).unwrap();
+        let _serve = state.lock_for_write("serve").unwrap();
+        let payload = base.path().join("payload");
+        fs::write(&payload, b"x").unwrap();
+        let err =
+            run(StoreCommand::Put { vol: vol(dir, "vol.img"), id: "1".into(), file: payload }).unwrap_err();
+        assert!(err.to_string().contains("svsm-host serve (pid"), "{err}");
+        // Reading still works, detached.
+        assert!(matches!(
+            Reader::open(&vol(dir, "vol.img").open(false).unwrap(), false).unwrap(),
+            Reader::Detached(_, Some(_))
+        ));
+        assert_eq!(fsck(&vol(dir, "vol.img").open(false).unwrap(), false).unwrap(), ExitCode::SUCCESS);
     }
 }

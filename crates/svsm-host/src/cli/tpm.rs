@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use svsm_vtpm::manufacture::ManufactureOptions;
 
+use crate::state::StateDir;
 use crate::vtpm;
 
 /// How to manufacture (shared by `tpm manufacture` and a first `serve`).
@@ -63,7 +64,7 @@ pub enum TpmCommand {
         /// State directory (created if missing).
         #[arg(long, default_value = "state")]
         state_dir: PathBuf,
-        /// Store key file (64 hex digits). Default: `<state-dir>/dev-store.key`, created if missing.
+        /// Store key file (the key-file format: 64 hex digits, `#` comments). Default: `<state-dir>/dev-store.key`, created if missing.
         #[arg(long)]
         store_key: Option<PathBuf>,
         #[command(flatten)]
@@ -85,37 +86,43 @@ pub fn run(cmd: TpmCommand) -> anyhow::Result<ExitCode> {
         TpmCommand::Manufacture { state_dir, store_key, manufacture } => {
             // Load the CA first: a bad --ek-ca must not leave a half-made state directory behind.
             manufacture.issuer()?;
-            vtpm::ensure_state_dir(&state_dir)?;
-            let path = vtpm::store_path(&state_dir);
-            if path.exists() {
+            let (dir, _) = StateDir::open_or_create(&state_dir)?;
+            let lock = dir.lock_for_write("tpm manufacture")?;
+            let vol = vtpm::volume(&dir, store_key.as_deref());
+            if vol.exists() {
                 bail!(
                     "{} already holds vTPM state; a TPM is never re-manufactured (its EKs are its identity). \
                      Use a new --state-dir for a new TPM",
-                    path.display()
+                    vol.image().display()
                 );
             }
-            let _lock = vtpm::lock_state_dir(&state_dir)?;
-            let mut storage =
-                vtpm::create_store(&state_dir, store_key.as_deref(), manufacture.ledger_mode.into())?;
+            let mut storage = vtpm::create_store(&vol, &lock, manufacture.ledger_mode.into())?;
             let record = manufacture
                 .manufacture_into(&mut storage)
-                .with_context(|| format!("manufacturing into {}", path.display()))?;
+                .with_context(|| format!("manufacturing into {}", vol.image().display()))?;
             println!("manufactured a new vTPM in {}", state_dir.display());
             print!("{}", vtpm::describe(&record));
         }
         TpmCommand::Info { state_dir, store_key } => {
-            let (storage, record) = vtpm::open_manufactured(&state_dir, store_key.as_deref(), true)?;
-            let stats = storage.inner().stats();
+            let dir = StateDir::open(&state_dir)?;
+            let vol = vtpm::volume(&dir, store_key.as_deref());
+            let (storage, record) = vtpm::open_for_reading(&vol)?;
+            let stats = storage.stats();
             let (a, b, c) = svsm_libtpms::LibTpms::library_version();
             println!("vTPM in {} (libtpms {a}.{b}.{c})", state_dir.display());
+            let freshness = match storage {
+                vtpm::ReadStorage::Checked(_) => "ledger checked",
+                vtpm::ReadStorage::Detached(_) => "detached: freshness NOT checked",
+            };
             println!(
-                "store: {} (volume {}, generation {}, {} objects, ledger {:?})",
-                vtpm::store_path(&state_dir).display(),
+                "store: {} (volume {}, generation {}, {} objects, ledger {:?}; {freshness})",
+                vol.image().display(),
                 stats.volume_id,
                 stats.generation,
                 stats.objects,
                 stats.ledger_mode
             );
+            println!("key:   {}", vol.key_source().describe());
             print!("{}", vtpm::describe(&record));
         }
     }

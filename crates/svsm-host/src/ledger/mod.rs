@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::RwLock;
 
 pub mod keyfile;
+pub mod source;
 
 /// Where records live in etcd unless `--prefix` says otherwise.
 pub const DEFAULT_PREFIX: &str = "/svsm-ledger/v1";

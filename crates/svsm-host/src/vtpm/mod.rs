@@ -3,27 +3,24 @@
 pub mod ekcert;
 pub mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use svsm_block::FileDisk;
+use svsm_block::{BlockDevice, FileDisk};
 use svsm_libtpms::{LibTpms, StateMode};
-use svsm_store::{FileLedger, FormatParams, LedgerMode, OpenOptions, OsRandom, Store, StoreKey};
+use svsm_store::{Ledger, LedgerMode};
 use svsm_vtpm::manufacture::{self, EkCertIssuer, ManufactureOptions, ManufactureRecord, StoredState};
 use svsm_vtpm::store_nv::StoreNvStorage;
 use svsm_vtpm::{MemNvStorage, NvBlob, NvStorage, TpmEngine};
 
-/// The encrypted store image in the state directory.
-pub const STORE_FILE: &str = "vtpm.store";
-/// The ledger directory (file ledger: development only, the host controls it).
-pub const LEDGER_DIR: &str = "ledger";
-/// The development key file created on first start when no `--store-key` is given.
-pub const DEV_KEY_FILE: &str = "dev-store.key";
+use crate::state::{KeyFile, KeySource, StateDir, Volume, VolumeName, WriteLock};
+
 /// Store size in 4 KiB blocks (4 MiB: the vTPM's objects are a few KiB, the rest is copy-on-write room).
 pub const STORE_BLOCKS: u64 = 1024;
 
-/// The vTPM's NV storage: its objects in the secure store on a file, with a file ledger.
-pub type VtpmStorage = StoreNvStorage<FileDisk, FileLedger>;
+/// The vTPM's NV storage: its objects in its volume, with the volume's ledger.
+pub type VtpmStorage = StoreNvStorage<FileDisk, Box<dyn Ledger>>;
 
 /// How a new store uses its ledger (fixed at creation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,144 +41,132 @@ impl From<LedgerChoice> for LedgerMode {
     }
 }
 
-/// Path of the store image in a state directory.
-pub fn store_path(state_dir: &Path) -> PathBuf {
-    state_dir.join(STORE_FILE)
+/// The vTPM's volume in `dir`: key from `store_key` (which must exist) if given, else the directory's
+/// development key file; ledger: the directory's file ledger.
+pub fn volume(dir: &StateDir, store_key: Option<&Path>) -> Volume {
+    volume_with_ledger(dir, store_key, None)
 }
 
-/// The key file to use: the operator's, or the development key in the state directory.
-pub fn key_path(state_dir: &Path, key_file: Option<&Path>) -> PathBuf {
-    key_file.map_or_else(|| state_dir.join(DEV_KEY_FILE), Path::to_path_buf)
-}
-
-const DEV_KEY_HEADER: &str = "\
-# svsm-host DEVELOPMENT store key -- NOT FOR PRODUCTION.
-# Anyone who can read this file can decrypt and forge this vTPM's state. A production SVSM gets its store
-# key from attestation-gated key release, never from a file beside the data.
-";
-
-/// Creates a development key file (0600, labelled) with a fresh random key.
-fn create_dev_key(path: &Path) -> anyhow::Result<StoreKey> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut key = [0u8; 32];
-    svsm_store::RandomSource::fill(&mut OsRandom, &mut key).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating key file {}", path.display()))?;
-    f.write_all(format!("{DEV_KEY_HEADER}{}\n", hex(&key)).as_bytes())?;
-    f.sync_all()?;
-    Ok(StoreKey::from_bytes(key))
-}
-
-/// Reads a key file: 64 hex digits, `#` comment lines ignored.
-pub fn read_key(path: &Path) -> anyhow::Result<StoreKey> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading store key {}", path.display()))?;
-    if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), "store key file is readable by group or others; chmod 600 it");
-    }
-    let hexkey: String = text.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<String>();
-    let hexkey = hexkey.trim();
-    if hexkey.len() != 64 || !hexkey.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{} does not hold a 256-bit key as 64 hex digits", path.display());
-    }
-    let mut key = [0u8; 32];
-    for (i, k) in key.iter_mut().enumerate() {
-        *k = u8::from_str_radix(&hexkey[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(StoreKey::from_bytes(key))
-}
-
-/// Creates the encrypted store of a new vTPM (format + ledger enrolment), and the development key if no key
-/// file exists yet.
-pub fn create_store(
-    state_dir: &Path,
-    key_file: Option<&Path>,
-    mode: LedgerMode,
-) -> anyhow::Result<VtpmStorage> {
-    let path = store_path(state_dir);
-    let kpath = key_path(state_dir, key_file);
-    let key = if kpath.exists() {
-        read_key(&kpath)?
-    } else if key_file.is_none() {
-        let k = create_dev_key(&kpath)?;
-        println!("created DEVELOPMENT store key {} (not for production)", kpath.display());
-        k
-    } else {
-        bail!("store key file {} does not exist", kpath.display());
+/// [`volume`] with the ledger from `ledgers` (`None`: the state directory's file ledger).
+pub fn volume_with_ledger(
+    dir: &StateDir,
+    store_key: Option<&Path>,
+    ledgers: Option<Arc<dyn crate::state::LedgerSource>>,
+) -> Volume {
+    let keys: Arc<dyn KeySource> = match store_key {
+        Some(path) => Arc::new(KeyFile::existing(path)),
+        None => dir.default_keys(),
     };
-    let disk = FileDisk::create(&path, 4096, STORE_BLOCKS)
-        .with_context(|| format!("creating {} (existing stores are never overwritten)", path.display()))?;
-    Store::<FileDisk, FileLedger>::format(disk, &key, FormatParams::new(mode, Box::new(OsRandom)))
-        .context("formatting the vTPM store")?;
-    let disk = FileDisk::open(&path, 4096, false)?;
-    let ledger = FileLedger::new(state_dir.join(LEDGER_DIR))?;
-    let options = OpenOptions { enroll: true, ..OpenOptions::default() };
-    let store = Store::open(disk, &key, ledger, options).context("enrolling the new store in the ledger")?;
+    dir.volume(VolumeName::VTPM, keys, ledgers.unwrap_or_else(|| dir.default_ledgers()))
+}
+
+/// Creates the encrypted store of a new vTPM (format + ledger enrolment), and the development key if the
+/// key source makes one.
+pub fn create_store(vol: &Volume, lock: &WriteLock, mode: LedgerMode) -> anyhow::Result<VtpmStorage> {
+    let dev_key = vol.state_dir().dev_key_path();
+    let had_key = dev_key.exists();
+    let store = vol.create(lock, STORE_BLOCKS, mode).context("creating the vTPM store")?;
+    if !had_key && dev_key.exists() {
+        println!("created DEVELOPMENT store key {} (not for production)", dev_key.display());
+    }
     Ok(StoreNvStorage::new(store))
 }
 
-/// Opens the encrypted store of an existing vTPM; a tampered, rolled-back or foreign store is refused.
-pub fn open_store(state_dir: &Path, key_file: Option<&Path>, read_only: bool) -> anyhow::Result<VtpmStorage> {
-    let path = store_path(state_dir);
-    if !path.exists() {
-        bail!(
-            "{} has no vTPM state ({} is missing). If this is a new TPM, run `svsm-host tpm manufacture \
-             --state-dir {}`; if it should exist, restore it from a backup",
-            state_dir.display(),
-            path.display(),
-            state_dir.display()
-        );
-    }
-    let key = read_key(&key_path(state_dir, key_file))?;
-    let disk = FileDisk::open(&path, 4096, read_only)?;
-    let ledger = FileLedger::new(state_dir.join(LEDGER_DIR))?;
-    let options = OpenOptions { read_only, ..OpenOptions::default() };
-    let store = Store::open(disk, &key, ledger, options).map_err(|e| {
-        anyhow::anyhow!(
-            "refusing to start: the vTPM store {} failed verification ({e}); it was tampered with, rolled back \
-             or damaged. Restore a current copy; the TPM is never re-manufactured implicitly",
-            path.display()
-        )
-    })?;
-    Ok(StoreNvStorage::new(store))
+/// The "no state" message: a missing image is never a reason to manufacture a new TPM implicitly.
+fn missing(vol: &Volume) -> anyhow::Error {
+    let dir = vol.state_dir().path().display();
+    anyhow::anyhow!(
+        "{dir} has no vTPM state ({} is missing). If this is a new TPM, run `svsm-host tpm manufacture \
+         --state-dir {dir}`; if it should exist, restore it from a backup",
+        vol.image().display(),
+    )
 }
 
-/// Takes an exclusive lock on the state directory for this process's lifetime, so two daemons never serve
-/// (and fork) the same TPM.
-pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::fd::AsRawFd as _;
-    let path = state_dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        bail!("{} is in use by another svsm-host process (one daemon per TPM)", state_dir.display());
+fn refused(vol: &Volume, e: crate::state::StateError) -> anyhow::Error {
+    use crate::state::StateError;
+    match e {
+        StateError::Store { source, .. } => anyhow::anyhow!(
+            "refusing to start: the vTPM store {} failed verification ({source}); it was tampered with, rolled \
+             back or damaged. Restore a current copy; the TPM is never re-manufactured implicitly",
+            vol.image().display()
+        ),
+        other => anyhow::Error::new(other),
     }
-    Ok(f)
 }
 
-/// Creates the state directory (0700) if needed.
-pub fn ensure_state_dir(state_dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if !state_dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+/// Opens an existing vTPM's store for writing; a tampered, rolled-back or foreign store is refused.
+pub fn open_store(vol: &Volume, lock: &WriteLock) -> anyhow::Result<VtpmStorage> {
+    if !vol.exists() {
+        return Err(missing(vol));
     }
-    Ok(())
+    Ok(StoreNvStorage::new(vol.open(lock).map_err(|e| refused(vol, e))?))
+}
+
+/// Checks that a store holds a manufactured TPM and returns its record.
+pub fn manufactured<D: BlockDevice, L: Ledger>(
+    vol: &Volume,
+    storage: &mut StoreNvStorage<D, L>,
+) -> anyhow::Result<ManufactureRecord> {
+    match manufacture::inspect(storage).context("refusing to start")? {
+        StoredState::Manufactured(rec) => Ok(rec),
+        StoredState::Empty => bail!(
+            "refusing to start: the store in {} holds no manufactured TPM (it will not be manufactured \
+             implicitly); run `svsm-host tpm manufacture` on a new state directory if this is intended",
+            vol.state_dir().path().display()
+        ),
+    }
+}
+
+/// Opens an existing vTPM for serving: writable, under the lock, and manufactured.
+pub fn open_manufactured(vol: &Volume, lock: &WriteLock) -> anyhow::Result<(VtpmStorage, ManufactureRecord)> {
+    let mut storage = open_store(vol, lock)?;
+    let record = manufactured(vol, &mut storage)?;
+    Ok((storage, record))
+}
+
+/// Opens an existing vTPM read-only for a reading command: freshness checked if no writer holds the state
+/// directory, else detached (and says so on stderr).
+pub fn open_for_reading(vol: &Volume) -> anyhow::Result<(ReadStorage, ManufactureRecord)> {
+    if !vol.exists() {
+        return Err(missing(vol));
+    }
+    let dir = vol.state_dir();
+    match dir.lock_for_read()? {
+        Some(_lock) => {
+            let mut s = StoreNvStorage::new(vol.open_read_only().map_err(|e| refused(vol, e))?);
+            let rec = manufactured(vol, &mut s)?;
+            Ok((ReadStorage::Checked(s), rec))
+        }
+        None => {
+            let holder = dir.current_writer().unwrap_or_else(|| "another process".into());
+            eprintln!(
+                "note: svsm-host {holder} holds {}; reading detached (freshness NOT checked)",
+                dir.path().display()
+            );
+            let mut s = StoreNvStorage::new(vol.open_detached().map_err(|e| refused(vol, e))?);
+            let rec = manufactured(vol, &mut s)?;
+            Ok((ReadStorage::Detached(s), rec))
+        }
+    }
+}
+
+/// A vTPM store opened by a reading command.
+#[derive(Debug)]
+pub enum ReadStorage {
+    /// Freshness checked against the ledger.
+    Checked(VtpmStorage),
+    /// Opened without the ledger because a writer holds the state directory.
+    Detached(StoreNvStorage<FileDisk, svsm_store::Detached>),
+}
+
+impl ReadStorage {
+    /// The store's statistics.
+    pub fn stats(&self) -> svsm_store::StoreStats {
+        match self {
+            ReadStorage::Checked(s) => s.inner().stats(),
+            ReadStorage::Detached(s) => s.inner().stats(),
+        }
+    }
 }
 
 /// Manufactures a TPM in RAM, then commits its NV state and record to `target` in one durable transaction.
@@ -200,23 +185,6 @@ pub fn manufacture_into(
         .commit(&[(NvBlob::Permanent, Some(&permanent)), (NvBlob::Manufacture, Some(&encoded))])
         .context("committing the manufactured TPM to the store")?;
     Ok(record)
-}
-
-/// Opens an existing state directory's store and checks it holds a manufactured TPM.
-pub fn open_manufactured(
-    state_dir: &Path,
-    key_file: Option<&Path>,
-    read_only: bool,
-) -> anyhow::Result<(VtpmStorage, ManufactureRecord)> {
-    let mut storage = open_store(state_dir, key_file, read_only)?;
-    match manufacture::inspect(&mut storage).context("refusing to start")? {
-        StoredState::Manufactured(rec) => Ok((storage, rec)),
-        StoredState::Empty => bail!(
-            "refusing to start: the store in {} holds no manufactured TPM (it will not be manufactured \
-             implicitly); run `svsm-host tpm manufacture` on a new state directory if this is intended",
-            state_dir.display()
-        ),
-    }
 }
 
 /// Prints a manufacture record for humans.

@@ -9,9 +9,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -76,60 +76,42 @@ enum ConnError {
     Io(#[from] io::Error),
     #[error("vTPM failed, response withheld: {0}")]
     Vtpm(#[from] svsm_vtpm::VtpmError),
+    #[error("file descriptors refused: {0}")]
+    Fds(String),
 }
 
-/// A byte stream plus, for Unix control sockets, file descriptors passed alongside the bytes.
+impl From<crate::sockets::FdError> for ConnError {
+    fn from(e: crate::sockets::FdError) -> Self {
+        match e {
+            crate::sockets::FdError::Io(e) => ConnError::Io(e),
+            e => ConnError::Fds(e.to_string()),
+        }
+    }
+}
+
+/// A byte stream plus, for Unix sockets, file descriptors passed alongside the bytes.
 trait Conn: Read + Write {
-    /// Reads like `read`, also returning a descriptor that arrived with the bytes (Unix sockets only).
-    fn read_with_fd(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-        Ok((self.read(buf)?, None))
+    /// Reads like `read`, also returning every descriptor that arrived with the bytes (Unix sockets only),
+    /// each owned so that dropping it closes it.
+    fn read_with_fds(&mut self, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), ConnError> {
+        Ok((self.read(buf)?, Vec::new()))
     }
 }
 
 impl Conn for TcpStream {}
 
 impl Conn for UnixStream {
-    fn read_with_fd(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-        recv_with_fd(self, buf)
+    fn read_with_fds(&mut self, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), ConnError> {
+        Ok(crate::sockets::recv_with_fds(self, buf)?)
     }
 }
 
-/// recvmsg with room for one SCM_RIGHTS descriptor.
-fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // u64 array keeps the control buffer aligned for cmsghdr.
-    let mut cbuf = [0u64; 8];
-    // SAFETY: an all-zero msghdr is a valid "no name, no iov, no control" value; fields are set below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: msg points to live buffers (iov -> buf, control -> cbuf) for the duration of the call.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut fd = None;
-    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR only reads its control fields.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    while !cmsg.is_null() {
-        // SAFETY: cmsg is non-null and points into cbuf, as returned by CMSG_FIRSTHDR/NXTHDR.
-        let hdr = unsafe { &*cmsg };
-        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
-            // SAFETY: an SCM_RIGHTS payload holds at least one int descriptor.
-            let data = unsafe { libc::CMSG_DATA(cmsg) };
-            // SAFETY: reading the first descriptor (unaligned read, the payload need not be int-aligned).
-            let raw = unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>()) };
-            if raw >= 0 && fd.is_none() {
-                // SAFETY: the kernel just installed this descriptor in our table; we own it now.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(raw) });
-            }
-        }
-        // SAFETY: advancing within the control buffer recvmsg filled.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
-    }
-    Ok((usize::try_from(n).unwrap_or(0), fd))
+/// Which channels take descriptors: only swtpm's control channel (for `CMD_SET_DATAFD`), and never more
+/// than [`crate::sockets::MAX_FDS`] pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fds {
+    Refuse,
+    Accept,
 }
 
 /// Reads until `buf` holds `need` bytes. `Ok(false)`: clean EOF before any byte of a new frame.
@@ -137,20 +119,29 @@ fn fill(
     conn: &mut dyn Conn,
     buf: &mut Vec<u8>,
     need: usize,
-    fds: &mut Option<OwnedFd>,
+    fds: &mut Vec<OwnedFd>,
+    policy: Fds,
 ) -> Result<bool, ConnError> {
     // Read whatever is available (one syscall for a typical command), not just the missing bytes: frames
     // are at most MAX_TPM_MESSAGE + 9 bytes, so the buffer stays below twice that.
     let mut tmp = [0u8; 4096];
     while buf.len() < need {
-        let (n, fd) = match conn.read_with_fd(&mut tmp) {
+        let (n, received) = match conn.read_with_fds(&mut tmp) {
             Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && buf.is_empty() => return Ok(false),
-            Err(e) => return Err(e.into()),
+            Err(ConnError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(ConnError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset && buf.is_empty() => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         };
-        if fd.is_some() {
-            *fds = fd;
+        if !received.is_empty() {
+            if policy == Fds::Refuse {
+                return Err(ConnError::Fds(format!("{} sent on a channel that takes none", received.len())));
+            }
+            fds.extend(received);
+            if fds.len() > crate::sockets::MAX_FDS {
+                return Err(ConnError::Fds(format!("{} pending, more than any command uses", fds.len())));
+            }
         }
         if n == 0 {
             if buf.is_empty() {
@@ -167,14 +158,15 @@ fn fill(
 fn next_frame<T>(
     conn: &mut dyn Conn,
     buf: &mut Vec<u8>,
-    fds: &mut Option<OwnedFd>,
+    fds: &mut Vec<OwnedFd>,
+    policy: Fds,
     parse: impl Fn(&[u8]) -> Result<Parse<T>, FrameError>,
 ) -> Result<Option<usize>, ConnError> {
     loop {
         match parse(buf)? {
             Parse::Complete { consumed, .. } => return Ok(Some(consumed)),
             Parse::Incomplete { needed } => {
-                if !fill(conn, buf, needed, fds)? {
+                if !fill(conn, buf, needed, fds, policy)? {
                     return Ok(None);
                 }
             }
@@ -203,9 +195,9 @@ fn run_conn(kind: &'static str, peer: String, f: impl FnOnce() -> Result<(), Con
 
 fn serve_mssim_command(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Result<(), ConnError> {
     let mut buf = Vec::new();
-    let mut fds = None;
+    let mut fds = Vec::new();
     while let Some(consumed) =
-        next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_command(b).map(size_only))?
+        next_frame(conn, &mut buf, &mut fds, Fds::Refuse, |b| mssim::parse_command(b).map(size_only))?
     {
         let mut out = Vec::new();
         let frame = match mssim::parse_command(&buf)? {
@@ -244,9 +236,9 @@ fn unreachable_incomplete<T>() -> Result<T, ConnError> {
 
 fn serve_mssim_platform(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Result<(), ConnError> {
     let mut buf = Vec::new();
-    let mut fds = None;
+    let mut fds = Vec::new();
     while let Some(consumed) =
-        next_frame(conn, &mut buf, &mut fds, |b| mssim::parse_platform(b).map(size_only))?
+        next_frame(conn, &mut buf, &mut fds, Fds::Refuse, |b| mssim::parse_platform(b).map(size_only))?
     {
         let signal = match mssim::parse_platform(&buf)? {
             Parse::Complete { frame, .. } => frame,
@@ -294,8 +286,9 @@ fn serve_mssim_platform(conn: &mut dyn Conn, shared: &Shared, peer: &str) -> Res
 
 fn serve_swtpm_data(conn: &mut dyn Conn, shared: &Shared) -> Result<(), ConnError> {
     let mut buf = Vec::new();
-    let mut fds = None;
-    while let Some(consumed) = next_frame(conn, &mut buf, &mut fds, |b| swtpm::parse_data(b).map(size_only))?
+    let mut fds = Vec::new();
+    while let Some(consumed) =
+        next_frame(conn, &mut buf, &mut fds, Fds::Refuse, |b| swtpm::parse_data(b).map(size_only))?
     {
         let command = buf.get(..consumed).unwrap_or(&[]);
         let resp = {
@@ -311,9 +304,11 @@ fn serve_swtpm_data(conn: &mut dyn Conn, shared: &Shared) -> Result<(), ConnErro
 
 fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Result<(), ConnError> {
     let mut buf = Vec::new();
-    let mut fds: Option<OwnedFd> = None;
+    let mut fds: Vec<OwnedFd> = Vec::new();
     loop {
-        let consumed = match next_frame(conn, &mut buf, &mut fds, |b| swtpm::parse_ctrl(b).map(size_only)) {
+        let consumed = match next_frame(conn, &mut buf, &mut fds, Fds::Accept, |b| {
+            swtpm::parse_ctrl(b).map(size_only)
+        }) {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(()),
             Err(ConnError::Frame(e)) => {
@@ -365,7 +360,7 @@ fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Re
                     let (size, min, max) = v.set_buffer_size(n);
                     reply::buffer_size(0, size, min, max)
                 }
-                CtrlRequest::SetDataFd => match fds.take() {
+                CtrlRequest::SetDataFd => match (fds.len() == 1).then(|| fds.pop()).flatten() {
                     Some(fd) => {
                         let data = UnixStream::from(fd);
                         let shared2 = Arc::clone(shared);
@@ -377,12 +372,14 @@ fn serve_swtpm_ctrl(conn: &mut dyn Conn, shared: &Arc<Shared>, peer: &str) -> Re
                         res(true)
                     }
                     None => {
-                        warn!(%peer, "CMD_SET_DATAFD without a descriptor");
+                        warn!(%peer, fds = fds.len(), "CMD_SET_DATAFD needs exactly one descriptor");
                         res(false)
                     }
                 },
             }
         };
+        // Descriptors that came with any other command (or extra ones) are closed here, not kept.
+        fds.clear();
         conn.write_all(&answer)?;
         buf.drain(..consumed);
     }
@@ -401,6 +398,8 @@ pub struct Listen {
     pub swtpm_port: Option<u16>,
     /// swtpm Unix sockets: data at this path, control at `<path>.ctrl`.
     pub swtpm_unix: Option<PathBuf>,
+    /// Who may connect to the Unix sockets.
+    pub access: crate::sockets::SocketAccess,
 }
 
 /// Addresses actually bound.
@@ -440,13 +439,16 @@ fn spawn_tcp(
 ) {
     let shared = Arc::clone(shared);
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_nodelay(true);
-            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            let shared = Arc::clone(&shared);
-            std::thread::spawn(move || run_conn(kind, peer.clone(), || handler(&mut s, &shared, &peer)));
-        }
+        crate::sockets::accept_forever(
+            kind,
+            || listener.accept(),
+            |(mut s, addr): (TcpStream, SocketAddr)| {
+                let _ = s.set_nodelay(true);
+                let peer = addr.to_string();
+                let shared = Arc::clone(&shared);
+                std::thread::spawn(move || run_conn(kind, peer.clone(), || handler(&mut s, &shared, &peer)));
+            },
+        )
     });
 }
 
@@ -458,23 +460,17 @@ fn spawn_unix(
 ) {
     let shared = Arc::clone(shared);
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let shared = Arc::clone(&shared);
-            std::thread::spawn(move || run_conn(kind, "unix".into(), || handler(&mut s, &shared, "unix")));
-        }
+        crate::sockets::accept_forever(
+            kind,
+            || listener.accept(),
+            |(mut s, _)| {
+                let shared = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    run_conn(kind, "unix".into(), || handler(&mut s, &shared, "unix"))
+                });
+            },
+        )
     });
-}
-
-fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    // A socket file left by an earlier run is stale; anything else at that path is not ours to remove.
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt as _;
-        if meta.file_type().is_socket() {
-            std::fs::remove_file(path)?;
-        }
-    }
-    UnixListener::bind(path)
 }
 
 /// Binds every configured socket and starts serving on background threads.
@@ -494,8 +490,8 @@ pub fn start(shared: &Arc<Shared>, listen: &Listen) -> io::Result<Bound> {
     }
     if let Some(path) = &listen.swtpm_unix {
         let ctrl_path = PathBuf::from(format!("{}.ctrl", path.display()));
-        let data = bind_unix(path)?;
-        let ctrl = bind_unix(&ctrl_path)?;
+        let data = crate::sockets::bind_unix(path, listen.access)?;
+        let ctrl = crate::sockets::bind_unix(&ctrl_path, listen.access)?;
         spawn_unix(data, "swtpm-data", shared, |c, s, _| serve_swtpm_data(c, s));
         spawn_unix(ctrl, "swtpm-ctrl", shared, serve_swtpm_ctrl);
         bound.swtpm_unix = Some((path.clone(), ctrl_path));

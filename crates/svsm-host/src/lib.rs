@@ -1,0 +1,8 @@
+//! `svsm-host` as a library: the command implementations, the host state model and the vTPM servers, so
+//! integration tests, benchmarks and fuzz targets use the same code as the binary (`src/main.rs`).
+
+pub mod cli;
+pub mod ledger;
+pub mod sockets;
+pub mod state;
+pub mod vtpm;
