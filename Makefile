@@ -6,8 +6,12 @@ CARGO ?= cargo
 # Debian packages the build and the tests need. libtpms-dev: the TPM engine; swtpm + tpm2-tools: the
 # reference peer and the real client the integration tests drive; openssl: the tests' throwaway EK CA.
 # qemu-system-x86: the real devices (virtio-blk, fw_cfg, pflash_cfi01) svsm-qtest drives through qtest, and
-# with ovmf the firmware that measures a boot into the vTPM; python3-jwcrypto: the independent JWE implementation the key-release tests check against.
-APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl qemu-system-x86 ovmf python3-jwcrypto
+# with ovmf the firmware that measures a boot into the vTPM; python3-jwcrypto: the independent JWE
+# implementation the key-release tests check against; etcd-server + etcd-client: the ledger service's backing
+# cluster in tests (etcd, etcdctl); protobuf-compiler + libprotobuf-dev: protoc and the well-known .proto files
+# the etcd-client crate's build script compiles.
+APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl qemu-system-x86 ovmf python3-jwcrypto \
+	etcd-server etcd-client protobuf-compiler libprotobuf-dev
 FUZZ_SECONDS ?= 60
 STATE_DIR ?= state
 

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod kbs;
+pub mod ledger;
 pub mod sockets;
 pub mod state;
 pub mod vtpm;

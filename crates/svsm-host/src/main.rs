@@ -61,6 +61,9 @@ enum Command {
     /// Relay between the SVSM's key-release channel and a Trustee KBS (the untrusted host proxy: it sees the
     /// report, public keys and ciphertext only).
     KbsProxy(cli::kbs::ProxyArgs),
+    /// Run the freshness-ledger service on an etcd cluster, and enrol VMs in it (the operator's side).
+    #[command(subcommand)]
+    Ledger(cli::ledger::LedgerCommand),
     /// Act as a guest against `svsm-host serve`, the way the Linux drivers do.
     #[command(subcommand)]
     Guest(cli::harness::GuestCommand),
@@ -84,6 +87,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Guest(cmd) => cli::harness::run_guest(cmd),
         Command::KbsProxy(args) => cli::kbs::run_proxy(args),
+        Command::Ledger(cmd) => cli::ledger::run(cmd),
     };
     match result {
         Ok(code) => code,

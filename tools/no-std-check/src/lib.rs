@@ -50,4 +50,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
         + svsm_kbs::jwe::TeeKey::from_scalar(svsm_kbs::jwe::Curve::P384, &[1; 48])
             .map_or(0, |k| k.decrypt(b"{}").is_err() as usize)
         + core::mem::size_of::<svsm_kbs::KbsClient>()
+        + svsm_ledger::Request::claimed_vm(&[]).is_err() as usize
 }

@@ -5,6 +5,7 @@ pub mod disk;
 pub mod harness;
 pub mod kbs;
 pub mod igvm;
+pub mod ledger;
 pub mod serve;
 pub mod store;
 pub mod tpm;

@@ -79,8 +79,40 @@ pub struct ServeArgs {
     /// POLICY, ID and author key digests), as hardware would for a VM launched from it.
     #[arg(long, requires = "svsm_socket")]
     igvm: Option<PathBuf>,
+    /// Who keeps the freshness records: `file` (the default: `<state-dir>/ledger`, DEVELOPMENT only, the
+    /// host can rewind it with the directory) or `service:HOST:PORT` (a `svsm-host ledger serve` instance;
+    /// needs --ledger-vm-id and --ledger-key from `ledger enrol`). With the service, a rewound state
+    /// directory is refused at start.
+    #[arg(long, default_value = "file")]
+    ledger: String,
+    /// With --ledger service:...: this VM's id, as `ledger enrol` printed it.
+    #[arg(long)]
+    ledger_vm_id: Option<String>,
+    /// With --ledger service:...: this VM's ledger key file, as `ledger enrol` wrote it.
+    #[arg(long)]
+    ledger_key: Option<PathBuf>,
     #[command(flatten)]
     manufacture: ManufactureArgs,
+}
+
+/// The ledger source `--ledger` names (`None`: the state directory's file ledger).
+fn ledger_source(args: &ServeArgs) -> anyhow::Result<Option<std::sync::Arc<dyn crate::state::LedgerSource>>> {
+    use crate::ledger::{keyfile, source::ServiceLedgerSource};
+    if args.ledger == "file" {
+        if args.ledger_vm_id.is_some() || args.ledger_key.is_some() {
+            bail!("--ledger-vm-id and --ledger-key go with --ledger service:HOST:PORT");
+        }
+        return Ok(None);
+    }
+    let Some(addr) = args.ledger.strip_prefix("service:") else {
+        bail!("--ledger {:?}: expected `file` or `service:HOST:PORT`", args.ledger);
+    };
+    let (Some(vm), Some(key)) = (&args.ledger_vm_id, &args.ledger_key) else {
+        bail!("--ledger service:... needs --ledger-vm-id and --ledger-key (from `svsm-host ledger enrol`)");
+    };
+    let vm = svsm_ledger::VmId(keyfile::parse_id(vm)?);
+    let key = keyfile::read(key)?;
+    Ok(Some(std::sync::Arc::new(ServiceLedgerSource::new(addr, vm, key, std::time::Duration::from_secs(10)))))
 }
 
 /// The warning `--tcp` prints.
@@ -91,6 +123,8 @@ pub const TCP_WARNING: &str = "--tcp: the TPM is reachable over TCP; anyone on t
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     let access = SocketAccess::with_group(args.socket_group.as_deref())?;
+    // Before anything is created: a bad --ledger must not leave a half-made state directory behind.
+    let ledgers = ledger_source(&args)?;
     if args.no_swtpm_unix && !args.tcp && args.svsm_socket.is_none() {
         bail!("nothing to serve: --no-swtpm-unix without --tcp or --svsm-socket");
     }
@@ -111,7 +145,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let (dir, _) = StateDir::open_or_create(&args.state_dir)?;
     let lock = dir.lock_for_write("serve")?;
-    let vol = vtpm::volume(&dir, args.store_key.as_deref());
+    let vol = vtpm::volume_with_ledger(&dir, args.store_key.as_deref(), ledgers);
     if first_start && !args.incoming {
         let mut storage = vtpm::create_store(&vol, &lock, args.manufacture.ledger_mode.into())?;
         let record = args

@@ -49,11 +49,20 @@ impl From<LedgerChoice> for LedgerMode {
 /// The vTPM's volume in `dir`: key from `store_key` (which must exist) if given, else the directory's
 /// development key file; ledger: the directory's file ledger.
 pub fn volume(dir: &StateDir, store_key: Option<&Path>) -> Volume {
+    volume_with_ledger(dir, store_key, None)
+}
+
+/// [`volume`] with the ledger from `ledgers` (`None`: the state directory's file ledger).
+pub fn volume_with_ledger(
+    dir: &StateDir,
+    store_key: Option<&Path>,
+    ledgers: Option<Arc<dyn crate::state::LedgerSource>>,
+) -> Volume {
     let keys: Arc<dyn KeySource> = match store_key {
         Some(path) => Arc::new(KeyFile::existing(path)),
         None => dir.default_keys(),
     };
-    dir.volume(VolumeName::VTPM, keys, dir.default_ledgers())
+    dir.volume(VolumeName::VTPM, keys, ledgers.unwrap_or_else(|| dir.default_ledgers()))
 }
 
 /// The key that seals this vTPM's migration and snapshot state blobs: the volume's root key and the store's
