@@ -12,6 +12,8 @@ pub const VTPM_QUERY: u32 = 0;
 pub const VTPM_CMD: u32 = 1;
 /// ms-tpm platform command TPM_SEND_COMMAND.
 pub const TPM_SEND_COMMAND: u32 = 8;
+/// TPM2_ChangeEPS: replaces the endorsement primary seed (and so the EK).
+pub const TPM_CC_CHANGE_EPS: u32 = 0x0000_0124;
 /// Size of the request/response buffer.
 pub const VTPM_BUFFER_SIZE: usize = 4096;
 /// Largest TPM command that fits after the 9-byte request header.
@@ -68,6 +70,11 @@ impl Svsm {
                     VtpmError::CommandTooLarge(_) => SvsmError::InvalidParameter("TPM command too large"),
                     VtpmError::Engine(why) => SvsmError::InvalidRequest(why),
                 })?;
+                // A new endorsement primary seed means a new EK: drop the cached one (re-derived on the next
+                // attestation) whether or not the TPM accepted the command, recreating it is cheap.
+                if command.get(6..10) == Some(&TPM_CC_CHANGE_EPS.to_be_bytes()[..]) {
+                    self.ek_public = None;
+                }
                 if response.len() > MAX_TPM_RESPONSE {
                     return Err(SvsmError::InvalidRequest("TPM response larger than the buffer"));
                 }

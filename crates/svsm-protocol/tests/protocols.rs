@@ -738,3 +738,23 @@ fn fuzz_dispatch_seeded_and_hand_made_inputs() {
     .expect("manifest");
     svsm_protocol::fuzzing::parse_tables(&m);
 }
+
+#[test]
+fn the_cached_ek_is_recreated_after_change_eps() {
+    let mut w = world();
+    let nonce = [0x21u8; 64];
+    w.guest.attest(&nonce, Guid::NULL, 0, None).expect("attest");
+    // TPM2_ChangeEPS(TPM_RH_PLATFORM) with an empty password session: a new endorsement seed, a new EK.
+    let mut change_eps = vec![0x80, 0x02, 0, 0, 0, 0, 0x00, 0x00, 0x01, 0x24, 0x40, 0x00, 0x00, 0x0C];
+    change_eps.extend_from_slice(&[0, 0, 0, 9, 0x40, 0, 0, 9, 0, 0, 1, 0, 0]);
+    let len = change_eps.len() as u32;
+    change_eps[2..6].copy_from_slice(&len.to_be_bytes());
+    w.guest.tpm_command(0x40000, &change_eps).expect("sent");
+    w.guest.attest(&nonce, Guid::NULL, 0, None).expect("attest");
+    let v = w.vtpm.0.lock().expect("lock");
+    assert_eq!(
+        v.commands.iter().filter(|c| **c == tpm::TPM_CC_CREATE_PRIMARY).count(),
+        2,
+        "after ChangeEPS the SVSM must re-derive the EK instead of serving the cached one"
+    );
+}
