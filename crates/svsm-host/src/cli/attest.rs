@@ -273,7 +273,8 @@ fn verify(
             match (v.ek, v.guest_template_key) {
                 (Some(ek), _) => {
                     let profile = ek.profile.map(|p| p.label()).unwrap_or("TCG EK profile");
-                    println!("vTPM EK ({profile}) Name: {}", hex::encode(&ek.name));
+                    println!("vTPM EK Name: {}", hex::encode(&ek.name));
+                    println!("vTPM EK template: {profile}");
                     match ek.public_key_pem {
                         Some(pem) => print!("vTPM EK public key:\n{pem}"),
                         None => println!("vTPM EK TPMT_PUBLIC: {}", hex::encode(&ek.tpmt_public)),
