@@ -40,9 +40,13 @@ pub struct Evidence<'a> {
     pub vcek: &'a Certificate,
 }
 
-/// The vTPM's endorsement key as attested.
+/// A vTPM key as attested: the EK, or a key created from a guest's template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndorsementKey {
+    /// The TCG EK Credential Profile template the key was created from, or `None` if it is not an EK (a
+    /// key the guest had created from its own SINGLE_SERVICE_EX template: it may be unrestricted, usable
+    /// with an empty password, or derived from a guest-chosen `unique`; never bind an AK to it as an EK).
+    pub profile: Option<tpm::EkProfile>,
     /// The TPMT_PUBLIC bytes.
     pub tpmt_public: Vec<u8>,
     /// Name = nameAlg || H(TPMT_PUBLIC).
@@ -62,8 +66,12 @@ pub struct Verified {
     pub vcek: VcekClaims,
     /// Services in the manifest (a single-service manifest appears as one vTPM entry).
     pub services: Vec<(Guid, Vec<u8>)>,
-    /// The vTPM EK, if the manifest lists the vTPM.
+    /// The vTPM EK, if the manifest lists the vTPM and the key is a TCG EK Credential Profile key (for
+    /// SINGLE_SERVICE_EX: the selector's template is exactly a profile template).
     pub ek: Option<EndorsementKey>,
+    /// The vTPM key of a SINGLE_SERVICE_EX attestation whose template is not a profile EK template: what
+    /// the guest asked the vTPM to create, with its attributes in `public`. Never an EK.
+    pub guest_template_key: Option<EndorsementKey>,
 }
 
 fn scalar(field: &[u8]) -> Result<p384::FieldBytes, VerifyError> {
@@ -159,11 +167,25 @@ pub fn verify_report(
     } else {
         vec![(VTPM_SERVICE_GUID, e.manifest.to_vec())]
     };
-    let ek = match services.iter().find(|(g, _)| *g == VTPM_SERVICE_GUID) {
+    let mut key = match services.iter().find(|(g, _)| *g == VTPM_SERVICE_GUID) {
         Some((_, bytes)) => Some(endorsement_key(bytes)?),
         None => None,
     };
-    Ok(Verified { report, vcek: claims, services, ek })
+    // With a selector, the guest chose the template: an EK only if it asked for exactly a profile template
+    // (zero unique), and the created key matches that profile.
+    if let (Some(k), Some((_, _, sel))) = (key.as_mut(), e.selector)
+        && !sel.is_empty()
+    {
+        let asked = sel.get(8..).unwrap_or_default();
+        if k.profile.is_none_or(|p| p.template() != asked) {
+            k.profile = None;
+        }
+    }
+    let (ek, guest_template_key) = match key {
+        Some(k) if k.profile.is_some() => (Some(k), None),
+        other => (None, other),
+    };
+    Ok(Verified { report, vcek: claims, services, ek, guest_template_key })
 }
 
 /// The report's fields (`raw`: the signed bytes of `report`) against a relying party's policy, e.g. a KBS's
@@ -219,7 +241,8 @@ fn check_report_policy(
     Ok(())
 }
 
-/// Parses a vTPM manifest (TPMT_PUBLIC) into the EK, its Name and (for RSA) its public key.
+/// Parses a vTPM manifest (TPMT_PUBLIC) into the key, its Name, (for RSA) its public key, and which TCG EK
+/// profile template it matches, if any.
 pub fn endorsement_key(tpmt_public: &[u8]) -> Result<EndorsementKey, VerifyError> {
     let public = tpm::parse_tpmt_public(tpmt_public).map_err(|err| VerifyError::EkPublic(err.to_string()))?;
     let name = tpm::object_name(public.name_alg, tpmt_public)
@@ -236,5 +259,6 @@ pub fn endorsement_key(tpmt_public: &[u8]) -> Result<EndorsementKey, VerifyError
         }
         _ => None,
     };
-    Ok(EndorsementKey { tpmt_public: tpmt_public.to_vec(), name, public_key_pem, public })
+    let profile = tpm::EkProfile::of_created(tpmt_public);
+    Ok(EndorsementKey { profile, tpmt_public: tpmt_public.to_vec(), name, public_key_pem, public })
 }

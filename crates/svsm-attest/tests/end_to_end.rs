@@ -279,7 +279,8 @@ fn selector_attestation_verifies_with_the_selector_binding() {
     );
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &selector));
     let ok = verify_attestation(&ev, &VerifierPolicy::default()).expect("selector binding verifies");
-    assert_eq!(ok.ek.expect("ek").public.object_attributes, tpm::EK_LOW_ATTRIBUTES | 0x40);
+    assert!(ok.ek.is_none(), "a userWithAuth key from the guest's template is not the EK");
+    assert_eq!(ok.guest_template_key.expect("key").public.object_attributes, tpm::EK_LOW_ATTRIBUTES | 0x40);
     let mut other = selector.clone();
     other[20] ^= 1;
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &other));

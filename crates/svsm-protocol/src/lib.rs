@@ -11,7 +11,8 @@
 //! * [`wire`]: every guest-memory structure with compile-time layout asserts.
 //! * [`Svsm`] ([`dispatch`]): decodes RAX and runs [`core_protocol`], [`attest`] and [`vtpm`] calls.
 //! * [`manifest`], [`tpm`], [`guid`]: the services manifest, the TPM marshalling the SVSM needs, GUIDs.
-//! * [`model`]: the page-state (RMP) and vCPU models a host-side SVSM runs against.
+//! * With `doubles`: [`model`], the page-state (RMP) and vCPU models a host-side SVSM runs against (test
+//!   doubles of SNP hardware; never in the no_std kernel build).
 //! * With `doubles`: [`doubles`], test doubles for the vTPM and the SNP firmware.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -26,6 +27,7 @@ pub mod guest;
 pub mod guid;
 pub mod manifest;
 pub mod memory;
+#[cfg(feature = "doubles")]
 pub mod model;
 pub mod tpm;
 pub mod vtpm;

@@ -74,6 +74,60 @@ pub fn ek_ecc_p256_template() -> Vec<u8> {
     marshalled(svsm_vtpm::manufacture::ek_template_ecc_p256())
 }
 
+/// A TCG EK Credential Profile template this stack manufactures and attests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EkProfile {
+    /// Low-range template L-1: RSA-2048, SHA-256, PolicyA.
+    L1Rsa2048,
+    /// Low-range template L-2: ECC NIST P-256, SHA-256, PolicyA.
+    L2EccP256,
+}
+
+impl EkProfile {
+    /// Every profile template supported (the vTPM manufactures exactly these; no high-range templates).
+    pub const ALL: [EkProfile; 2] = [EkProfile::L1Rsa2048, EkProfile::L2EccP256];
+
+    /// The marshalled template (TPMT_PUBLIC with the profile's all-zero unique).
+    pub fn template(self) -> Vec<u8> {
+        match self {
+            EkProfile::L1Rsa2048 => ek_rsa2048_template(),
+            EkProfile::L2EccP256 => ek_ecc_p256_template(),
+        }
+    }
+
+    /// The profile's name, e.g. "TCG EK template L-1 (RSA-2048)".
+    pub fn label(self) -> &'static str {
+        match self {
+            EkProfile::L1Rsa2048 => "TCG EK template L-1 (RSA-2048)",
+            EkProfile::L2EccP256 => "TCG EK template L-2 (ECC NIST P-256)",
+        }
+    }
+
+    /// Which profile template `created` (a TPMT_PUBLIC that CreatePrimary returned) was made from: every
+    /// byte must equal the template's except the `unique` field, which holds the created key. `None` for
+    /// anything else (other attributes, an authPolicy other than PolicyA, other parameters): such a key is
+    /// not an EK, whatever hierarchy it was created on.
+    pub fn of_created(created: &[u8]) -> Option<EkProfile> {
+        let parsed = parse_tpmt_public(created).ok()?;
+        let (profile, mut area) = match &parsed.key {
+            PublicKey::Rsa { .. } => (EkProfile::L1Rsa2048, svsm_vtpm::manufacture::ek_template_rsa2048()),
+            PublicKey::Ecc { .. } => (EkProfile::L2EccP256, svsm_vtpm::manufacture::ek_template_ecc_p256()),
+            PublicKey::Other { .. } => return None,
+        };
+        match (&mut area.key, parsed.key) {
+            (svsm_vtpm::marshal::PublicKey::Rsa { modulus, .. }, PublicKey::Rsa { modulus: m, .. }) => {
+                *modulus = m;
+            }
+            (svsm_vtpm::marshal::PublicKey::Ecc { x, y, .. }, PublicKey::Ecc { x: px, y: py, .. }) => {
+                *x = px;
+                *y = py;
+            }
+            _ => return None,
+        }
+        (area.marshal().ok()? == created).then_some(profile)
+    }
+}
+
 /// The profile templates are constants well inside every TPM2B limit, so marshalling cannot fail (the tests
 /// below pin their exact bytes); an empty template would only make CreatePrimary fail, never panic.
 fn marshalled(area: svsm_vtpm::marshal::PublicArea) -> Vec<u8> {

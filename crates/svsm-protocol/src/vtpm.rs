@@ -12,6 +12,11 @@ pub const VTPM_QUERY: u32 = 0;
 pub const VTPM_CMD: u32 = 1;
 /// ms-tpm platform command TPM_SEND_COMMAND.
 pub const TPM_SEND_COMMAND: u32 = 8;
+/// The response sent instead of one larger than [`MAX_TPM_RESPONSE`]: TPM_ST_NO_SESSIONS, 10 bytes,
+/// TPM_RC_SIZE (0x095).
+pub const TPM_RC_SIZE_RESPONSE: [u8; 10] = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0x95];
+/// TPM2_ChangeEPS: replaces the endorsement primary seed (and so the EK).
+pub const TPM_CC_CHANGE_EPS: u32 = 0x0000_0124;
 /// Size of the request/response buffer.
 pub const VTPM_BUFFER_SIZE: usize = 4096;
 /// Largest TPM command that fits after the 9-byte request header.
@@ -68,9 +73,19 @@ impl Svsm {
                     VtpmError::CommandTooLarge(_) => SvsmError::InvalidParameter("TPM command too large"),
                     VtpmError::Engine(why) => SvsmError::InvalidRequest(why),
                 })?;
-                if response.len() > MAX_TPM_RESPONSE {
-                    return Err(SvsmError::InvalidRequest("TPM response larger than the buffer"));
+                // A new endorsement primary seed means a new EK: drop the cached one (re-derived on the next
+                // attestation) whether or not the TPM accepted the command, recreating it is cheap.
+                if command.get(6..10) == Some(&TPM_CC_CHANGE_EPS.to_be_bytes()[..]) {
+                    self.ek_public = None;
                 }
+                // The command has run (its NV effects may be durable), so refusing the call would tell the
+                // guest nothing true. Answer as a TPM whose response does not fit would: TPM_RC_SIZE.
+                let response = if response.len() > MAX_TPM_RESPONSE {
+                    tracing::warn!(len = response.len(), "TPM response larger than the 4092-byte buffer");
+                    TPM_RC_SIZE_RESPONSE.to_vec()
+                } else {
+                    response
+                };
                 let mut out = alloc::vec::Vec::with_capacity(4 + response.len());
                 out.extend_from_slice(&(response.len() as u32).to_le_bytes());
                 out.extend_from_slice(&response);

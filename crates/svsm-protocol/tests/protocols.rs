@@ -738,3 +738,60 @@ fn fuzz_dispatch_seeded_and_hand_made_inputs() {
     .expect("manifest");
     svsm_protocol::fuzzing::parse_tables(&m);
 }
+
+#[test]
+fn the_cached_ek_is_recreated_after_change_eps() {
+    let mut w = world();
+    let nonce = [0x21u8; 64];
+    w.guest.attest(&nonce, Guid::NULL, 0, None).expect("attest");
+    // TPM2_ChangeEPS(TPM_RH_PLATFORM) with an empty password session: a new endorsement seed, a new EK.
+    let mut change_eps = vec![0x80, 0x02, 0, 0, 0, 0, 0x00, 0x00, 0x01, 0x24, 0x40, 0x00, 0x00, 0x0C];
+    change_eps.extend_from_slice(&[0, 0, 0, 9, 0x40, 0, 0, 9, 0, 0, 1, 0, 0]);
+    let len = change_eps.len() as u32;
+    change_eps[2..6].copy_from_slice(&len.to_be_bytes());
+    w.guest.tpm_command(0x40000, &change_eps).expect("sent");
+    w.guest.attest(&nonce, Guid::NULL, 0, None).expect("attest");
+    let v = w.vtpm.0.lock().expect("lock");
+    assert_eq!(
+        v.commands.iter().filter(|c| **c == tpm::TPM_CC_CREATE_PRIMARY).count(),
+        2,
+        "after ChangeEPS the SVSM must re-derive the EK instead of serving the cached one"
+    );
+}
+
+/// A vTPM whose every response is `len` bytes (a TPM may answer up to 4096; the SVSM buffer holds 4092).
+struct FixedResponse(usize);
+impl VtpmService for FixedResponse {
+    fn send_command(&mut self, _locality: u8, _command: &[u8]) -> Result<Vec<u8>, VtpmError> {
+        let mut r = vec![0u8; self.0];
+        r[..2].copy_from_slice(&[0x80, 0x01]);
+        r[2..6].copy_from_slice(&(self.0 as u32).to_be_bytes());
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_response_too_large_for_the_buffer_is_a_tpm_size_error_not_a_failed_call() {
+    for len in [4092usize, 4093, 4096] {
+        let svsm = Svsm::new(
+            SvsmConfig { svsm_base: SVSM_BASE, svsm_size: 0x1_0000, initial_caa: CAA },
+            Box::new(SimulatedRmp::new()),
+            Box::new(SimulatedVcpus::new(1)),
+            Some(Box::new(FixedResponse(len))),
+            Box::new(UnsignedReportDouble::default()),
+        );
+        let mut guest = Guest::new(
+            DirectTransport { svsm, memory: VecGuestMemory::new(0, MEM_SIZE) },
+            CAA,
+            FREE_START,
+            FREE_END,
+        );
+        let resp = guest.tpm_command(0x40000, &tpm::get_random_command(8)).expect("the call succeeds");
+        if len <= 4092 {
+            assert_eq!(resp.len(), len);
+        } else {
+            // The command ran; the guest learns that its response did not fit, as from a TPM.
+            assert_eq!(resp, svsm_protocol::vtpm::TPM_RC_SIZE_RESPONSE, "len {len}");
+        }
+    }
+}

@@ -99,7 +99,7 @@ impl VolumeKeys {
         let mut salt = Zeroizing::new([0u8; 48]);
         salt[..32].copy_from_slice(ctx.kdf_salt);
         salt[32..].copy_from_slice(ctx.volume_id);
-        let prk = Hkdf::<Sha256>::new(Some(&salt[..]), root.as_bytes());
+        let prk = Wiped::new(Hkdf::<Sha256>::new(Some(&salt[..]), root.as_bytes()));
         let mut info = [0u8; 13 + 2 + 2 + 2 + 1 + 8];
         info[..13].copy_from_slice(b"svsm-store/v1");
         info[13..15].copy_from_slice(&ctx.format_major.to_le_bytes());
@@ -112,7 +112,7 @@ impl VolumeKeys {
             unreachable!("HKDF output length is fixed at 32 bytes");
         }
         let vol = match Hkdf::<Sha256>::from_prk(k_vol.as_ref()) {
-            Ok(v) => v,
+            Ok(v) => Wiped::new(v),
             Err(_) => unreachable!("a 32-byte PRK is always long enough for SHA-256"),
         };
         let sb_mac = expand(&vol, b"sb-mac", None);
@@ -224,6 +224,37 @@ impl VolumeKeys {
     }
 }
 
+/// Holds a value of a RustCrypto type that carries key material but implements no `Zeroize` (the HKDF and
+/// HMAC states of the digest-0.10 generation: the PRK's inner/outer padded-key states) and overwrites its
+/// bytes with zeros, by volatile writes, when dropped. Only for types that own no heap memory and need no
+/// `Drop` (the value is wiped instead of dropped).
+pub(crate) struct Wiped<T>(core::mem::MaybeUninit<T>);
+
+impl<T> Wiped<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Wiped(core::mem::MaybeUninit::new(value))
+    }
+
+    fn wipe(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl<T> core::ops::Deref for Wiped<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the only constructor initialises the value, and it is wiped only in `drop`, after which
+        // no reference can exist.
+        unsafe { self.0.assume_init_ref() }
+    }
+}
+
+impl<T> Drop for Wiped<T> {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
 /// AES-GCM tag verification without decryption: GHASH over AAD and ciphertext, masked with `E_K(J0)`
 /// (NIST SP 800-38D, 96-bit IV). Authenticating a block that is not going to be read (open, fsck) then costs
 /// one GHASH pass instead of GHASH plus CTR, and no plaintext ever exists in memory.
@@ -238,6 +269,8 @@ impl TagOnly {
         let mut h = ghash::Block::default();
         aes.encrypt_block(&mut h);
         let ghash = GHash::new(&h);
+        // H = E_K(0) is the GHASH key: as secret as K for forging tags. GHash zeroizes its own copy.
+        h.as_mut_slice().zeroize();
         TagOnly { aes, ghash }
     }
 
@@ -282,6 +315,24 @@ mod tests {
     use super::*;
     use crate::rng::SeededRandom;
     use zerocopy::FromZeros;
+
+    #[test]
+    fn wiped_hkdf_state_is_zero_after_wipe() {
+        let secret = [0xAB; 32];
+        let mut w = Wiped::new(Hkdf::<Sha256>::new(Some(b"salt"), &secret));
+        let bytes = |w: &Wiped<Hkdf<Sha256>>| {
+            // SAFETY: called only after `wipe`, which wrote every byte of the storage (padding included).
+            unsafe {
+                core::slice::from_raw_parts(w.0.as_ptr().cast::<u8>(), core::mem::size_of::<Hkdf<Sha256>>())
+                    .to_vec()
+            }
+        };
+        let mut okm = [0u8; 32];
+        w.expand(b"x", &mut okm).unwrap();
+        w.wipe();
+        // (Before the wipe the storage may hold padding, which must not be read.)
+        assert!(bytes(&w).iter().all(|b| *b == 0), "the PRK state is wiped");
+    }
 
     #[test]
     fn tag_only_verification_agrees_with_gcm_decryption() {

@@ -57,8 +57,15 @@ impl RandomSource for OsRandom {
 
 /// [`OsRandom`] drawn 4 KiB at a time, so that sealing a block does not cost a system call for its 12-byte
 /// nonce. Served bytes are wiped from the pool. What the store uses by default on a host.
+///
+/// Deliberately not `Clone`: a clone would hold the same unserved pool and hand out the same bytes (the
+/// same AES-GCM nonces) as the original. Each instance fills its own pool from the OS.
+///
+/// ```compile_fail
+/// let a = svsm_store::PooledOsRandom::new();
+/// let b = a.clone(); // refused: two pools must never serve the same bytes
+/// ```
 #[cfg(feature = "std")]
-#[derive(Clone)]
 pub struct PooledOsRandom {
     pool: [u8; 4096],
     used: usize,
@@ -101,5 +108,25 @@ impl RandomSource for PooledOsRandom {
         chunk.fill(0);
         self.used += buf.len();
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn two_pools_never_return_equal_nonces() {
+        let (mut a, mut b) = (PooledOsRandom::new(), PooledOsRandom::new());
+        let mut seen = BTreeSet::new();
+        // Several pool refills each (4096 / 12 nonces per pool).
+        for _ in 0..2000 {
+            for src in [&mut a, &mut b] {
+                let mut n = [0u8; 12];
+                src.fill(&mut n).unwrap();
+                assert!(seen.insert(n), "a 12-byte nonce repeated across or within pools");
+            }
+        }
     }
 }

@@ -113,7 +113,8 @@ pub struct StoreStats {
     pub total_blocks: u64,
     /// Blocks in use by the current generation (superblocks included).
     pub used_blocks: u64,
-    /// Blocks sealed under the volume key so far (nonce budget: [`NONCE_BUDGET`]).
+    /// Blocks sealed under the volume key so far (nonce budget: [`NONCE_BUDGET`]), including seals of
+    /// transactions that did not commit; durable with the next commit.
     pub seal_count: u64,
     /// Ledger mode.
     pub ledger_mode: LedgerMode,
@@ -178,6 +179,9 @@ pub struct Store<D: BlockDevice, L: Ledger> {
     /// The ledger record this session was opened from (what the ledger held once open finished); every
     /// superblock this session writes carries it, so boot-epoch open can tell descendants from forks.
     anchor: LedgerRecord,
+    /// Blocks sealed under the volume key: the superblock's count at open plus every seal since, committed
+    /// or not (a nonce drawn is spent whether or not its transaction commits).
+    seal_count: u64,
     cursor: u64,
     report: OpenReport,
 }
@@ -550,6 +554,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         tracing::debug!(volume = %volume, generation = report.generation, ?report, "opened secure-store volume");
         let cursor = FIRST_DATA_BLOCK;
         let anchor = state.record();
+        let seal_count = state.sb.seal_count.get();
         Ok(Store {
             dev,
             ledger,
@@ -562,6 +567,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             state,
             pending: None,
             anchor,
+            seal_count,
             cursor,
             report,
         })
@@ -601,7 +607,7 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             object_bytes: self.state.objects.values().map(|e| e.size.get()).sum(),
             total_blocks: self.state.sb.num_blocks.get(),
             used_blocks: self.state.used.count_ones(),
-            seal_count: self.state.sb.seal_count.get(),
+            seal_count: self.seal_count,
             ledger_mode: self.mode,
         }
     }
@@ -916,6 +922,9 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
         if self.store.read_only {
             return Err(StoreError::ReadOnly);
         }
+        if self.store.seal_count >= NONCE_BUDGET {
+            return Err(StoreError::NonceBudgetExhausted);
+        }
         if self.alloc.is_none() {
             self.store.sync_ledger()?;
             let used = &self.store.state.used;
@@ -946,6 +955,7 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
             sectors_per_block: store.sectors_per_block,
             key_epoch: store.state.sb.key_epoch.get(),
         };
+        let before = self.seals;
         let result = tree::write_object(
             &mut vol,
             &mut *store.rng,
@@ -956,6 +966,7 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
             &mut self.seals,
             &mut self.run,
         );
+        store.seal_count = store.seal_count.saturating_add(self.seals - before);
         match result {
             Ok((entry, extent)) => {
                 self.release_staged(&mut alloc, id);
@@ -1029,9 +1040,12 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
             sectors_per_block: store.sectors_per_block,
             key_epoch: base.sb.key_epoch.get(),
         };
-        let (root, depth, table_blocks) =
-            tree::write_table(&mut vol, &mut *store.rng, &mut alloc, &objects, generation, &mut self.seals)?;
-        let seal_count = base.sb.seal_count.get().saturating_add(self.seals);
+        let before = self.seals;
+        let table =
+            tree::write_table(&mut vol, &mut *store.rng, &mut alloc, &objects, generation, &mut self.seals);
+        store.seal_count = store.seal_count.saturating_add(self.seals - before);
+        let (root, depth, table_blocks) = table?;
+        let seal_count = store.seal_count;
         if seal_count > NONCE_BUDGET {
             return Err(StoreError::NonceBudgetExhausted);
         }

@@ -445,7 +445,7 @@ pub(crate) fn visit_subtree<D: BlockDevice>(
 ) -> Result<(), StoreError> {
     if level == 0 {
         // A single data block (object depth 0).
-        return visit_data_run(vol, v, object, core::slice::from_ref(ptr), base, scratch, verified);
+        return visit_data_run(vol, v, object, core::slice::from_ref(ptr), None, base, scratch, verified);
     }
     let structure = Structure::IndexNode { object, level };
     let mut buf = new_block();
@@ -479,7 +479,7 @@ pub(crate) fn visit_subtree<D: BlockDevice>(
         .collect::<Result<_, _>>()?;
     drop(buf);
     if level == 1 {
-        return visit_data_run(vol, v, object, &children, base, scratch, verified);
+        return visit_data_run(vol, v, object, &children, Some(ptr.birth.get()), base, scratch, verified);
     }
     for (i, c) in children.iter().enumerate() {
         let child_base = base + i as u64 * span;
@@ -497,11 +497,14 @@ pub(crate) fn visit_subtree<D: BlockDevice>(
 
 /// Handles the data-block children of one level-1 node (or the single block of a depth-0 object):
 /// range-checks and records them, and reads and authenticates those requested, in contiguous runs.
+/// `parent_birth` is the birth of the index node holding `ptrs` (none for a depth-0 object's only block).
+#[allow(clippy::too_many_arguments)]
 fn visit_data_run<D: BlockDevice>(
     vol: &mut Vol<'_, D>,
     v: &mut Visit<'_>,
     object: u64,
     ptrs: &[Pointer],
+    parent_birth: Option<u64>,
     base: u64,
     scratch: &mut Vec<u8>,
     verified: &mut dyn FnMut(u64),
@@ -511,6 +514,15 @@ fn visit_data_run<D: BlockDevice>(
         let index = base + i as u64;
         let structure = Structure::DataBlock { object, index };
         let addr = vol.check_addr(p, structure, v.generation)?;
+        // The spec's "child birth <= parent" rule holds for data children too: a commit that rewrites a data
+        // block rewrites every index node above it.
+        if parent_birth.is_some_and(|pb| p.birth.get() > pb) {
+            return Err(StoreError::Corrupt {
+                block: addr,
+                structure,
+                detail: "data block newer than its index node",
+            });
+        }
         if let Some(ext) = v.extent.as_deref_mut() {
             ext.push(addr as u32);
         }

@@ -334,15 +334,34 @@ fn verify(
             for (guid, data) in &v.services {
                 println!("service {guid}: {} bytes", data.len());
             }
-            match v.ek {
-                Some(ek) => {
+            match (v.ek, v.guest_template_key) {
+                (Some(ek), _) => {
+                    let profile = ek.profile.map(|p| p.label()).unwrap_or("TCG EK profile");
                     println!("vTPM EK Name: {}", hex::encode(&ek.name));
+                    println!("vTPM EK template: {profile}");
                     match ek.public_key_pem {
                         Some(pem) => print!("vTPM EK public key:\n{pem}"),
                         None => println!("vTPM EK TPMT_PUBLIC: {}", hex::encode(&ek.tpmt_public)),
                     }
                 }
-                None => println!("no vTPM service in the manifest"),
+                (None, Some(key)) => {
+                    println!(
+                        "NOT an EK: key created from the guest's template (objectAttributes {:#010x}, \
+                         authPolicy {}); do not bind an AK to it as an EK",
+                        key.public.object_attributes,
+                        if key.public.auth_policy.is_empty() {
+                            "empty".to_owned()
+                        } else {
+                            hex::encode(&key.public.auth_policy)
+                        }
+                    );
+                    println!("key Name: {}", hex::encode(&key.name));
+                    match key.public_key_pem {
+                        Some(pem) => print!("key public key:\n{pem}"),
+                        None => println!("key TPMT_PUBLIC: {}", hex::encode(&key.tpmt_public)),
+                    }
+                }
+                (None, None) => println!("no vTPM service in the manifest"),
             }
             Ok(ExitCode::SUCCESS)
         }
