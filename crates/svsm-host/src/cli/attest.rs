@@ -80,7 +80,7 @@ pub enum AttestCommand {
         /// Require this VMPL in the report (the SVSM attests at VMPL 0).
         #[arg(long, default_value_t = 0)]
         vmpl: u32,
-        /// An AMD CRL (DER, as KDS serves it at /vcek/v1/<product>/crl) revoking ASKs or VCEKs; repeatable.
+        /// An AMD CRL (DER, as KDS serves it at /vcek/v1/PRODUCT/crl) revoking ASKs or VCEKs; repeatable.
         /// It must be signed by the chain's ARK or ASK and current.
         #[arg(long)]
         crl: Vec<PathBuf>,

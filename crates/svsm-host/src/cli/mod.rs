@@ -3,8 +3,8 @@
 pub mod attest;
 pub mod disk;
 pub mod harness;
-pub mod kbs;
 pub mod igvm;
+pub mod kbs;
 pub mod ledger;
 pub mod serve;
 pub mod store;
