@@ -418,6 +418,28 @@ impl SimulatedRoots {
         Ok(SimulatedRoots { ark_key, ask_key, ark, ask, product: product.to_owned() })
     }
 
+    /// Roots from stored parts (a persistent simulated platform identity): the keys and the certificates
+    /// [`SimulatedRoots::generate`] made for `product`. Checks that each certificate carries its key.
+    pub fn from_parts(
+        ark_key: rsa::RsaPrivateKey,
+        ark: Certificate,
+        ask_key: rsa::RsaPrivateKey,
+        ask: Certificate,
+        product: &str,
+    ) -> Result<Self, BoxError> {
+        for (which, key, cert) in [("ARK", &ark_key, &ark), ("ASK", &ask_key, &ask)] {
+            if rsa_spki(key)? != cert.tbs_certificate.subject_public_key_info {
+                return Err(format!("the {which} certificate does not carry the {which} key").into());
+            }
+        }
+        Ok(SimulatedRoots { ark_key, ask_key, ark, ask, product: product.to_owned() })
+    }
+
+    /// The product name the roots were made for (e.g. "Milan").
+    pub fn product(&self) -> &str {
+        &self.product
+    }
+
     /// Issues a VCEK certificate for `key`, `tcb` and `hw_id` (64 bytes), signed by the ASK.
     pub fn issue_vcek(
         &self,

@@ -82,6 +82,17 @@ impl SimulatedSnp {
         Ok(SimulatedSnp { roots, vcek_key, vcek, config, report_counter: 0 })
     }
 
+    /// A platform with a given (stored) VCEK key; the certificate is issued by `roots` for `config`.
+    pub fn with_vcek_key(
+        roots: Arc<SimulatedRoots>,
+        vcek_key: p384::ecdsa::SigningKey,
+        config: SimulatedSnpConfig,
+        rng: &mut (impl CryptoRng + RngCore),
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let vcek = roots.issue_vcek(vcek_key.verifying_key(), config.tcb, &config.chip_id, rng)?;
+        Ok(SimulatedSnp { roots, vcek_key, vcek, config, report_counter: 0 })
+    }
+
     /// Re-issues the VCEK certificate for the same key but other claims (a platform whose reported TCB or
     /// chip no longer matches its certificate), for negative tests.
     pub fn reissue_vcek(
