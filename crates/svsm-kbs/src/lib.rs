@@ -20,6 +20,8 @@ pub mod error;
 pub mod frame;
 pub mod jwe;
 pub mod keys;
+#[cfg(feature = "sample-tee")]
+pub mod sample;
 #[cfg(feature = "snp-evidence")]
 pub mod snp;
 #[cfg(feature = "std")]
