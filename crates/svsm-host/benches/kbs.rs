@@ -32,7 +32,7 @@ fn main() {
     let policy = ResourcePolicy::default();
     let mut resources = HashMap::new();
     resources.insert(RESOURCE.to_string(), Resource { data: vec![0x5A; 32], policy });
-    let kbs = KbsDouble::start(DoubleConfig { trusted_ark: roots.ark.clone(), resources }).expect("double");
+    let kbs = KbsDouble::start(DoubleConfig::new(roots.ark.clone(), resources)).expect("double");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kbs-proxy.sock");

@@ -61,6 +61,9 @@ enum Command {
     /// Relay between the SVSM's key-release channel and a Trustee KBS (the untrusted host proxy: it sees the
     /// report, public keys and ciphertext only).
     KbsProxy(cli::kbs::ProxyArgs),
+    /// Attested key release, the operator's side: provision a vTPM whose key a KBS holds.
+    #[command(subcommand)]
+    Kbs(cli::kbs::KbsCommand),
     /// Run the freshness-ledger service on an etcd cluster, and enrol VMs in it (the operator's side).
     #[command(subcommand)]
     Ledger(cli::ledger::LedgerCommand),
@@ -87,6 +90,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Guest(cmd) => cli::harness::run_guest(cmd),
         Command::KbsProxy(args) => cli::kbs::run_proxy(args),
+        Command::Kbs(cmd) => cli::kbs::run(cmd),
         Command::Ledger(cmd) => cli::ledger::run(cmd),
     };
     match result {

@@ -14,7 +14,7 @@
 pub mod encrypt;
 pub mod server;
 
-pub use server::{DoubleConfig, KbsDouble, Resource};
+pub use server::{AdminIdentity, AdminMode, DoubleConfig, KbsDouble, Resource};
 /// A resource's policy: `svsm-attest`'s verifier policy (measurement, VMPL, guest-policy bits such as DEBUG,
 /// minimum TCB, HOST_DATA), applied to the attested report when the resource is requested.
 pub use svsm_attest::VerifierPolicy as ResourcePolicy;

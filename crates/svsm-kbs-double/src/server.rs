@@ -38,6 +38,31 @@ pub struct Resource {
     pub policy: ResourcePolicy,
 }
 
+/// Who may use the admin endpoints (Trustee's `[admin] authorization_mode`).
+#[derive(Debug, Clone)]
+pub enum AdminMode {
+    /// `InsecureAllowAll`: anyone.
+    InsecureAllowAll,
+    /// `DenyAll`: nobody (the double's default).
+    DenyAll,
+    /// `AuthenticatedAuthorization` with `bearer_jwt` (one identity provider with a `public_key_uri`) and a
+    /// `regex_acl` granting `role` every admin endpoint.
+    BearerJwt(Box<AdminIdentity>),
+}
+
+/// One trusted admin identity provider.
+#[derive(Debug, Clone)]
+pub struct AdminIdentity {
+    /// The provider's Ed25519 public key (`public_key_uri`).
+    pub public_key: ed25519_dalek::VerifyingKey,
+    /// `issuer`, checked against `iss` if set.
+    pub issuer: Option<String>,
+    /// `audience`, looked for in `aud` if set.
+    pub audience: Option<String>,
+    /// The role the ACL allows.
+    pub role: String,
+}
+
 /// What the double trusts and serves.
 #[derive(Debug, Clone)]
 pub struct DoubleConfig {
@@ -45,13 +70,38 @@ pub struct DoubleConfig {
     pub trusted_ark: Certificate,
     /// Resources by `<repository>/<type>/<tag>`.
     pub resources: HashMap<String, Resource>,
+    /// Who may register resources and set the resource policy.
+    pub admin: AdminMode,
+    /// The policy the double applies to resources registered through the admin API. (Trustee evaluates the
+    /// Rego set by `POST /kbs/v0/resource-policy`; the double records that text but cannot run Rego.)
+    pub upload_policy: ResourcePolicy,
+    /// Accept Trustee's `sample` TEE evidence (development only; Trustee's default resource policy denies
+    /// it, so a Trustee needs an allowing policy too). Off by default.
+    pub accept_sample: bool,
 }
+
+impl DoubleConfig {
+    /// A double trusting `trusted_ark` and serving `resources`; admin endpoints closed, no sample TEE.
+    pub fn new(trusted_ark: Certificate, resources: HashMap<String, Resource>) -> Self {
+        DoubleConfig {
+            trusted_ark,
+            resources,
+            admin: AdminMode::DenyAll,
+            upload_policy: ResourcePolicy::default(),
+            accept_sample: false,
+        }
+    }
+}
+
+/// What a session attested: an SNP report (and its raw bytes), or sample evidence (no report).
+type Attested = (TeePubKey, Option<(Box<AttestationReport>, Vec<u8>)>);
 
 #[derive(Debug)]
 struct Session {
     nonce: String,
+    tee: Tee,
     created: Instant,
-    attested: Option<(TeePubKey, Box<AttestationReport>, Vec<u8>)>,
+    attested: Option<Attested>,
 }
 
 /// Per-endpoint request counts, for tests.
@@ -77,6 +127,8 @@ struct State {
     token_key: p256::ecdsa::SigningKey,
     /// Test hook: answer resource requests with this status and error kind instead.
     deny: Option<(u16, String)>,
+    /// The Rego text last set through `POST /kbs/v0/resource-policy`.
+    policy_rego: Option<String>,
 }
 
 /// A running double on `127.0.0.1:<ephemeral>`; stops on drop.
@@ -109,6 +161,7 @@ impl KbsDouble {
             counts: Counts::default(),
             token_key: p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng),
             deny: None,
+            policy_rego: None,
         }));
         let (srv, st) = (server.clone(), state.clone());
         let thread = std::thread::spawn(move || {
@@ -149,6 +202,26 @@ impl KbsDouble {
         self.lock().deny = deny.map(|(s, k)| (s, k.to_string()));
     }
 
+    /// Replaces the trusted ARK (e.g. with a state directory's simulated ARK once provisioning made it).
+    pub fn set_trusted_ark(&self, ark: Certificate) {
+        self.lock().config.trusted_ark = ark;
+    }
+
+    /// Accepts (or stops accepting) Trustee's `sample` TEE evidence: development only.
+    pub fn set_accept_sample(&self, accept: bool) {
+        self.lock().config.accept_sample = accept;
+    }
+
+    /// The resource bytes registered at `path`, if any.
+    pub fn resource_data(&self, path: &str) -> Option<Vec<u8>> {
+        self.lock().config.resources.get(path).map(|r| r.data.clone())
+    }
+
+    /// The Rego text last set through the admin API.
+    pub fn resource_policy_rego(&self) -> Option<String> {
+        self.lock().policy_rego.clone()
+    }
+
     /// Request counts so far.
     pub fn counts(&self) -> Counts {
         self.lock().counts
@@ -181,6 +254,10 @@ impl State {
         let url = req.url().to_string();
         match (req.method(), url.as_str()) {
             (Method::Post, "/kbs/v0/auth") => self.auth(body),
+            (Method::Post, "/kbs/v0/resource-policy") => self.set_policy(req, body),
+            (Method::Post, path) if path.starts_with("/kbs/v0/resource/") => {
+                self.upload(req, &path["/kbs/v0/resource/".len()..], body)
+            }
             (Method::Post, "/kbs/v0/attest") => self.attest(cookie(req), body),
             (Method::Get, path) if path.starts_with("/kbs/v0/resource/") => {
                 self.resource(cookie(req), &path["/kbs/v0/resource/".len()..])
@@ -198,16 +275,23 @@ impl State {
         if request.version != "0.4.0" {
             return error(400, "ProtocolVersion", &format!("expected =0.4.0, got {}", request.version));
         }
-        if request.tee != Tee::Snp {
-            return error(401, "UnsupportedTee", "the double verifies snp evidence only");
+        let sample_ok = request.tee == Tee::Sample && self.config.accept_sample;
+        if request.tee != Tee::Snp && !sample_ok {
+            return error(
+                401,
+                "UnsupportedTee",
+                "the double verifies snp (and, if configured, sample) evidence only",
+            );
         }
         let mut id = [0u8; 16];
         let mut nonce = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut id);
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let (id, nonce) = (hex::encode(id), STANDARD.encode(nonce));
-        self.sessions
-            .insert(id.clone(), Session { nonce: nonce.clone(), created: Instant::now(), attested: None });
+        self.sessions.insert(
+            id.clone(),
+            Session { nonce: nonce.clone(), tee: request.tee, created: Instant::now(), attested: None },
+        );
         let body = json!({"nonce": nonce, "extra-params": ""});
         (
             200,
@@ -221,13 +305,18 @@ impl State {
         let Some(id) = cookie.filter(|c| self.sessions.contains_key(c)) else {
             return error(401, "TokenNotFound", "no session: POST /kbs/v0/auth first");
         };
-        let nonce = self.sessions[&id].nonce.clone();
-        match self.verify(&nonce, body) {
-            Ok((key, report, raw)) => {
+        let (nonce, tee) = (self.sessions[&id].nonce.clone(), self.sessions[&id].tee);
+        let verified = if tee == Tee::Sample {
+            self.verify_sample(&nonce, body).map(|key| (key, None))
+        } else {
+            self.verify(&nonce, body).map(|(key, report, raw)| (key, Some((Box::new(report), raw))))
+        };
+        match verified {
+            Ok((key, snp)) => {
                 self.counts.attest_ok += 1;
-                let token = self.token(&report);
+                let token = self.token(snp.as_ref().map(|(r, _)| &**r));
                 if let Some(s) = self.sessions.get_mut(&id) {
-                    s.attested = Some((key, Box::new(report), raw));
+                    s.attested = Some((key, snp));
                 }
                 (200, serde_json::to_vec(&json!({"token": token})).unwrap_or_default(), None)
             }
@@ -288,17 +377,143 @@ impl State {
         Ok((a.runtime_data.tee_pubkey, report, bytes))
     }
 
-    fn token(&self, report: &AttestationReport) -> String {
+    /// Trustee's sample verifier: `{"svn": <string>, "report_data": <std base64>}`, where report_data must
+    /// be the SHA-384 of the canonical runtime data itself (48 bytes, not padded).
+    fn verify_sample(&self, nonce: &str, body: &[u8]) -> Result<TeePubKey, String> {
+        let a: Attestation = serde_json::from_slice(body).map_err(|e| format!("attestation JSON: {e}"))?;
+        if a.runtime_data.nonce != nonce {
+            return Err("nonce does not match the session".into());
+        }
+        let ev = &a.tee_evidence.primary_evidence;
+        if !ev["svn"].is_string() {
+            return Err("sample evidence has no string `svn`".into());
+        }
+        let report_data = STANDARD
+            .decode(ev["report_data"].as_str().unwrap_or_default())
+            .map_err(|e| format!("sample report_data: {e}"))?;
+        let runtime = json!({
+            "additional-evidence": a.tee_evidence.additional_evidence,
+            "nonce": a.runtime_data.nonce,
+            "tee-pubkey": a.runtime_data.tee_pubkey,
+        });
+        let digest = Sha384::digest(serde_json::to_string(&runtime).map_err(|e| e.to_string())?.as_bytes());
+        if report_data != digest.as_slice() {
+            return Err("REPORT_DATA is different from that in Sample Quote".into());
+        }
+        Ok(a.runtime_data.tee_pubkey)
+    }
+
+    /// Trustee's admin check; `Err` is the RFC 7807 reply.
+    fn admin_check(&self, req: &tiny_http::Request) -> Result<(), String> {
+        let identity = match &self.config.admin {
+            AdminMode::InsecureAllowAll => return Ok(()),
+            AdminMode::DenyAll => {
+                return Err(
+                    "Admin access denied: Admin access denied as DenyAll authorization_mode is enabled"
+                        .into(),
+                );
+            }
+            AdminMode::BearerJwt(identity) => identity,
+        };
+        let header = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Err("Failed to parse HTTP Auth Bearer header".into());
+        };
+        let denied = |reason: &str| format!("Admin access denied: {reason}");
+        let claims = verify_eddsa_jwt(token, &identity.public_key).map_err(|why| {
+            tracing::info!(%why, "KBS double: admin token not verified");
+            denied("Cannot verify token with any of the issuers")
+        })?;
+        if let Some(iss) = &identity.issuer
+            && claims["iss"].as_str() != Some(iss)
+        {
+            return Err(denied("Cannot verify token with any of the issuers"));
+        }
+        if let Some(aud) = &identity.audience {
+            let auds: Vec<&str> = match &claims["aud"] {
+                serde_json::Value::String(s) => vec![s.as_str()],
+                serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+                _ => vec![],
+            };
+            if !auds.contains(&aud.as_str()) {
+                return Err(denied("Cannot verify token with any of the issuers"));
+            }
+        }
+        let Some(role) = claims["role"].as_str() else {
+            return Err(denied("Failed to parse claims from token: Missing required `role` claim in JWT"));
+        };
+        if role != identity.role {
+            return Err(denied(&format!("Role {role} not allowed for path {}", req.url())));
+        }
+        Ok(())
+    }
+
+    fn set_policy(&mut self, req: &tiny_http::Request, body: &[u8]) -> (u16, Vec<u8>, Option<String>) {
+        if let Err(why) = self.admin_check(req) {
+            return error(
+                401,
+                "AdminAuthAccess",
+                &format!("admin access denied for endpoint resource-policy: {why}"),
+            );
+        }
+        let parsed: Result<String, &str> = serde_json::from_slice::<serde_json::Value>(body)
+            .map_err(|_| "Illegal SetPolicy Request Json")
+            .and_then(|v| {
+                v["policy"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or("No `policy` field inside SetPolicy Request Json")
+            })
+            .and_then(|b64| URL_SAFE_NO_PAD.decode(b64).map_err(|_| "Failed to decode policy"))
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "Failed to decode policy"));
+        match parsed {
+            Ok(rego) => {
+                self.policy_rego = Some(rego);
+                (200, Vec::new(), None)
+            }
+            Err(why) => error(401, "ParsePolicyError", why),
+        }
+    }
+
+    fn upload(
+        &mut self,
+        req: &tiny_http::Request,
+        path: &str,
+        body: &[u8],
+    ) -> (u16, Vec<u8>, Option<String>) {
+        if let Err(why) = self.admin_check(req) {
+            // Trustee maps an admin failure on a plugin call through its generic admin error.
+            return error(
+                401,
+                "AdminAuthInitialization",
+                &format!("failed to initialize [admin] configuration: {why}"),
+            );
+        }
+        let segs: Vec<&str> = path.split('/').collect();
+        if segs.len() != 3 || segs.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+            return error(401, "PluginInternalError", &format!("invalid resource path {path}"));
+        }
+        let policy = self.config.upload_policy.clone();
+        self.config.resources.insert(path.to_string(), Resource { data: body.to_vec(), policy });
+        (200, Vec::new(), None)
+    }
+
+    fn token(&self, report: Option<&AttestationReport>) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
         let exp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() + SESSION_TTL.as_secs())
             .unwrap_or(0);
+        let evidence = match report {
+            Some(report) => {
+                json!({"snp": {"measurement": hex::encode(report.measurement), "vmpl": report.vmpl}})
+            }
+            None => json!({"sample": {"svn": "", "launch_digest": "abcde", "debug": false}}),
+        };
         let claims = json!({
             "iss": "svsm-kbs-double",
             "exp": exp,
-            "submods": {"cpu0": {"ear.status": "affirming", "ear.veraison.annotated-evidence": {"snp": {
-                "measurement": hex::encode(report.measurement), "vmpl": report.vmpl}}}},
+            "submods": {"cpu0": {"ear.status": "affirming", "ear.veraison.annotated-evidence": evidence}},
         });
         let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let signing_input = format!("{header}.{claims}");
@@ -309,7 +524,7 @@ impl State {
     fn resource(&mut self, cookie: Option<String>, path: &str) -> (u16, Vec<u8>, Option<String>) {
         self.counts.resource += 1;
         let attested = cookie.and_then(|c| self.sessions.get(&c)).and_then(|s| s.attested.clone());
-        let Some((key, report, raw)) = attested else {
+        let Some((key, snp)) = attested else {
             return error(401, "TokenNotFound", "no attested session");
         };
         if let Some((status, kind)) = &self.deny {
@@ -319,9 +534,16 @@ impl State {
             // Observed Trustee behaviour: a missing resource is 401 PluginInternalError (its docs say 404).
             return error(401, "PluginInternalError", &format!("resource {path} not found"));
         };
-        if let Err(why) = svsm_attest::verify::report_meets_policy(&report, &raw, &resource.policy) {
-            tracing::info!(%why, path, "KBS double: resource policy denied");
-            return error(401, "PolicyDeny", "Resource policy denied the request");
+        match &snp {
+            Some((report, raw)) => {
+                if let Err(why) = svsm_attest::verify::report_meets_policy(report, raw, &resource.policy) {
+                    tracing::info!(%why, path, "KBS double: resource policy denied");
+                    return error(401, "PolicyDeny", "Resource policy denied the request");
+                }
+            }
+            // Sample evidence proves nothing; it is released only because the double was told to accept it.
+            None if self.config.accept_sample => {}
+            None => return error(401, "PolicyDeny", "Resource policy denied the request"),
         }
         match encrypt_to(&key, &resource.data, &mut rand::rngs::OsRng) {
             Ok(jwe) => {
@@ -330,5 +552,31 @@ impl State {
             }
             Err(e) => error(401, "JWEFailed", &e),
         }
+    }
+}
+
+/// Verifies a compact JWS with `alg` EdDSA under `key` and an unexpired `exp` (60 s leeway, as Trustee's
+/// `jsonwebtoken` validation); returns the claims.
+fn verify_eddsa_jwt(token: &str, key: &ed25519_dalek::VerifyingKey) -> Result<serde_json::Value, String> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let [h, p, s] = parts[..] else { return Err("not a compact JWS".into()) };
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    if header["alg"] != "EdDSA" {
+        return Err(format!("alg {} is not EdDSA", header["alg"]));
+    }
+    let sig = ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(s).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    key.verify_strict(format!("{h}.{p}").as_bytes(), &sig).map_err(|e| e.to_string())?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    match claims["exp"].as_u64() {
+        Some(exp) if exp + 60 >= now => Ok(claims),
+        Some(_) => Err("ExpiredSignature".into()),
+        None => Err("Missing required claim: exp".into()),
     }
 }

@@ -59,12 +59,13 @@ pub fn simulated_config(igvm: Option<&Path>) -> anyhow::Result<SimulatedSnpConfi
     }
 }
 
-/// Starts the SVSM call interface for `vtpm` on a background thread (used by `serve --svsm-socket`).
+/// Starts the SVSM call interface for `vtpm` on a background thread (used by `serve --svsm-socket`), on a
+/// simulated platform with `roots` (the state directory's persistent simulated identity).
 pub fn start_svsm_interface(
     socket: &Path,
     memory: &Path,
     memory_mib: u64,
-    ark_out: &Path,
+    roots: Arc<SimulatedRoots>,
     access: crate::sockets::SocketAccess,
     vtpm: Box<dyn svsm_protocol::VtpmService + Send>,
     config: SimulatedSnpConfig,
@@ -72,9 +73,6 @@ pub fn start_svsm_interface(
     let size =
         memory_mib.checked_mul(1 << 20).filter(|s| *s >= 4 << 20).context("--svsm-memory-mib must be 4..")?;
     let mut rng = rand::rngs::OsRng;
-    let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let pem = roots.ark.to_pem(der::pem::LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(ark_out, pem).with_context(|| format!("cannot write {}", ark_out.display()))?;
     let svsm = svsm_harness::simulated::simulated_svsm_with(size, roots, config, Some(vtpm), &mut rng)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     FileGuestMemory::create(memory, size).with_context(|| format!("cannot create {}", memory.display()))?;

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,6 +18,182 @@ use clap::Args;
 use svsm_kbs::frame::{Frame, Kind, MAX_PAYLOAD};
 use svsm_kbs::stream::{ProxyAddress, TimedStream, read_frame, write_frame};
 use svsm_kbs::{ChannelError, KbsError};
+
+/// The resource `kbs provision` registers and `serve --key-source kbs` asks for, unless told otherwise.
+pub const DEFAULT_RESOURCE: &str = "default/svsm/vtpm-root";
+
+/// `svsm-host kbs ...`: the operator's side of attested key release.
+#[derive(Debug, clap::Subcommand)]
+pub enum KbsCommand {
+    /// Provision a new vTPM whose store key only a KBS releases: create a random secret (never written to
+    /// disk), register it at the KBS through Trustee's admin API (resource upload, optionally the resource
+    /// policy), and format and manufacture the vTPM with the key derived from it. Afterwards `serve
+    /// --key-source kbs` opens it with the secret the KBS releases after attestation.
+    Provision(ProvisionArgs),
+}
+
+/// How `kbs provision` authenticates to the KBS admin API.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct AdminAuth {
+    /// Ed25519 private key (PKCS#8 PEM, `openssl genpkey -algorithm ed25519`) whose public key the KBS's
+    /// `[admin.authentication.bearer_jwt]` identity provider names; a short-lived EdDSA JWT is signed with it.
+    #[arg(long)]
+    admin_key: Option<PathBuf>,
+    /// A ready admin JWT in a file (e.g. Trustee docker-compose's `admin-token`).
+    #[arg(long)]
+    admin_token: Option<PathBuf>,
+    /// Send no admin token: only for a KBS configured `authorization_mode = "InsecureAllowAll"`.
+    #[arg(long)]
+    admin_insecure_no_auth: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The new vTPM's state directory; must not exist (provisioning never reformats anything).
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// KBS base URL for the admin API, e.g. `https://kbs.example:8080`.
+    #[arg(long)]
+    kbs: String,
+    /// Resource that will hold the secret, `<repository>/<type>/<tag>`.
+    #[arg(long, default_value = DEFAULT_RESOURCE)]
+    resource: String,
+    #[command(flatten)]
+    auth: AdminAuth,
+    /// With --admin-key: the token's `iss` (the KBS identity provider's `issuer`, if it sets one).
+    #[arg(long, default_value = "svsm-host")]
+    admin_issuer: String,
+    /// With --admin-key: the token's `aud` (the identity provider's `audience`, if it sets one).
+    #[arg(long)]
+    admin_audience: Option<String>,
+    /// With --admin-key: the token's `role` (what the KBS's `regex_acl` grants).
+    #[arg(long, default_value = "admin")]
+    admin_role: String,
+    /// Also set the KBS's resource policy from this Rego file. Trustee has ONE resource policy for all
+    /// resources: this replaces the one in force.
+    #[arg(long)]
+    resource_policy: Option<PathBuf>,
+    /// Secret length in bytes (32..=1024).
+    #[arg(long, default_value_t = 32)]
+    secret_bytes: usize,
+    /// The simulated SNP platform identity to create (DEVELOPMENT ONLY). Default:
+    /// `<state-dir>/simulated-snp-platform.pem`.
+    #[arg(long)]
+    sim_platform: Option<PathBuf>,
+    /// Seconds allowed for each KBS request.
+    #[arg(long, default_value_t = 10)]
+    kbs_timeout_secs: u64,
+    #[command(flatten)]
+    manufacture: crate::cli::tpm::ManufactureArgs,
+}
+
+pub fn run(cmd: KbsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KbsCommand::Provision(args) => provision(args),
+    }
+}
+
+fn provision(args: ProvisionArgs) -> anyhow::Result<ExitCode> {
+    use rand::RngCore as _;
+    use zeroize::Zeroizing;
+
+    use crate::kbs::admin::{AdminClient, TokenClaims, admin_token, check_resource_path, read_admin_key};
+    use crate::kbs::platform::{ARK_FILE, PLATFORM_FILE, SimulatedPlatformIdentity};
+    use crate::state::{StateDir, VolumeName};
+
+    // Everything is checked before anything is sent or created.
+    if args.state_dir.exists() {
+        bail!(
+            "{} exists: provisioning creates a new vTPM and never reformats one. Name a new directory",
+            args.state_dir.display()
+        );
+    }
+    check_resource_path(&args.resource)?;
+    if !(32..=1024).contains(&args.secret_bytes) {
+        bail!("--secret-bytes must be 32..=1024");
+    }
+    let rego = match &args.resource_policy {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    args.manufacture.issuer()?;
+    let token = match (&args.auth.admin_key, &args.auth.admin_token) {
+        (Some(key), _) => Some(admin_token(
+            &read_admin_key(key)?,
+            &TokenClaims {
+                issuer: args.admin_issuer.clone(),
+                audience: args.admin_audience.clone(),
+                role: args.admin_role.clone(),
+                lifetime: Duration::from_secs(300),
+            },
+        )),
+        (None, Some(file)) => Some(Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .trim()
+                .to_string(),
+        )),
+        (None, None) => {
+            tracing::warn!("--admin-insecure-no-auth: sending admin requests without a token");
+            None
+        }
+    };
+    let client = AdminClient::new(&args.kbs, token, Duration::from_secs(args.kbs_timeout_secs))?;
+
+    let mut secret = Zeroizing::new(vec![0u8; args.secret_bytes]);
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    client.set_resource(&args.resource, &secret)?;
+    println!("registered the secret as KBS resource {} at {}", args.resource, args.kbs);
+    if let Some(rego) = &rego {
+        client.set_resource_policy(rego)?;
+        println!("set the KBS resource policy (it applies to every resource of that KBS)");
+    }
+
+    // The directory did not exist: on failure remove what this command made, so a retry starts clean.
+    let made = (|| -> anyhow::Result<()> {
+        let (dir, _) = StateDir::open_or_create(&args.state_dir)?;
+        let lock = dir.lock_for_write("kbs provision")?;
+        let released = svsm_kbs::ReleasedSecret::from_bytes(secret.clone())
+            .map_err(|e| anyhow::anyhow!("secret: {e}"))?;
+        let keys = std::sync::Arc::new(crate::kbs::ProvisionedKeys::new(released, &args.resource));
+        let vol = dir.volume(VolumeName::VTPM, keys, dir.default_ledgers());
+        let mut storage = crate::vtpm::create_store(&vol, &lock, args.manufacture.ledger_mode.into())?;
+        let record = args
+            .manufacture
+            .manufacture_into(&args.state_dir, &mut storage)
+            .context("manufacturing the vTPM")?;
+        print!("{}", crate::vtpm::describe(&record));
+        let id_path = args.sim_platform.clone().unwrap_or_else(|| dir.file(PLATFORM_FILE));
+        let (_, created) = SimulatedPlatformIdentity::load_or_create(&id_path)?;
+        let ark = id_path.parent().map(|p| p.join(ARK_FILE)).unwrap_or_else(|| dir.file(ARK_FILE));
+        println!(
+            "simulated SNP platform identity {} ({}; DEVELOPMENT ONLY); its ARK {} is the trust anchor to give \
+             a KBS double",
+            id_path.display(),
+            if created { "created" } else { "existing" },
+            ark.display()
+        );
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&args.state_dir);
+        return Err(e.context(format!(
+            "provisioning {} failed after the secret was registered; nothing was kept locally, run it again \
+             (the new secret replaces resource {})",
+            args.state_dir.display(),
+            args.resource
+        )));
+    }
+    println!(
+        "provisioned: start it with `svsm-host serve --state-dir {} --key-source kbs --kbs-proxy SOCKET \
+         --kbs-resource {}` (the proxy: `svsm-host kbs-proxy --kbs {} --listen SOCKET`)",
+        args.state_dir.display(),
+        args.resource,
+        args.kbs
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Largest KBS reply relayed (the frame's payload limit minus the status).
 const MAX_REPLY: u64 = (MAX_PAYLOAD - 2) as u64;

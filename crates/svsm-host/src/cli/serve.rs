@@ -91,8 +91,79 @@ pub struct ServeArgs {
     /// With --ledger service:...: this VM's ledger key file, as `ledger enrol` wrote it.
     #[arg(long)]
     ledger_key: Option<PathBuf>,
+    /// Where the store keys come from: `file` (--store-key or the DEVELOPMENT key file) or `kbs` (released by
+    /// a KBS after attestation, through `svsm-host kbs-proxy` at --kbs-proxy). With `kbs` serve only OPENS an
+    /// existing vTPM (`svsm-host kbs provision` formats it); a refused release is an error, never a file key.
+    #[arg(long, value_enum, default_value = "file")]
+    key_source: KeySourceChoice,
+    /// With --key-source kbs: the proxy's socket (a Unix socket path, or `tcp:127.0.0.1:PORT`).
+    #[arg(long, required_if_eq("key_source", "kbs"))]
+    kbs_proxy: Option<svsm_kbs::stream::ProxyAddress>,
+    /// With --key-source kbs: the KBS resource holding the secret, `<repository>/<type>/<tag>`.
+    #[arg(long, default_value = crate::cli::kbs::DEFAULT_RESOURCE)]
+    kbs_resource: String,
+    /// With --key-source kbs: release attempts before giving up (transient failures only; a KBS verdict such
+    /// as PolicyDeny is final). Backoff doubles from 250 ms, at most 4 s.
+    #[arg(long, default_value_t = 4)]
+    kbs_attempts: u32,
+    /// With --key-source kbs: which evidence to present. `snp` = the simulated SNP platform (this host has no
+    /// SEV-SNP; only a KBS that trusts the simulated ARK, i.e. the KBS double, accepts it). `sample` =
+    /// Trustee's sample TEE, DEVELOPMENT ONLY: proves nothing, for exercising the path against an unmodified
+    /// Trustee configured to allow sample evidence.
+    #[arg(long, value_enum, default_value = "snp")]
+    tee: TeeChoice,
+    /// The simulated SNP platform identity (DEVELOPMENT ONLY; simulated ARK/ASK and VCEK keys, 0600).
+    /// Default: `<state-dir>/simulated-snp-platform.pem`, made by `kbs provision` (or on first use of
+    /// --svsm-socket). Its public ARK is `simulated-ark.pem` beside it: the trust anchor to give a KBS double.
+    #[arg(long)]
+    sim_platform: Option<PathBuf>,
     #[command(flatten)]
     manufacture: ManufactureArgs,
+}
+
+/// `--key-source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeySourceChoice {
+    /// A key file (development unless the file came from somewhere trustworthy).
+    File,
+    /// An attested release from a KBS through the host proxy.
+    Kbs,
+}
+
+/// `--tee`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TeeChoice {
+    /// SNP evidence (here: from the simulated platform).
+    Snp,
+    /// Trustee's sample TEE: DEVELOPMENT ONLY, proves nothing.
+    Sample,
+}
+
+/// The key source for `--key-source kbs`.
+fn kbs_keys(
+    args: &ServeArgs,
+    config: &svsm_attest::SimulatedSnpConfig,
+) -> anyhow::Result<std::sync::Arc<dyn crate::state::KeySource>> {
+    use crate::kbs::platform::{PLATFORM_FILE, SimulatedPlatformIdentity};
+    use crate::kbs::{KbsKeySource, RetryPolicy};
+    let Some(proxy) = args.kbs_proxy.clone() else { bail!("--key-source kbs needs --kbs-proxy") };
+    crate::kbs::admin::check_resource_path(&args.kbs_resource)?;
+    let platform: Box<dyn svsm_kbs::EvidenceProvider + Send> = match args.tee {
+        TeeChoice::Snp => {
+            let path = args.sim_platform.clone().unwrap_or_else(|| args.state_dir.join(PLATFORM_FILE));
+            let identity = SimulatedPlatformIdentity::load(&path)?;
+            Box::new(svsm_kbs::snp::SimulatedSnpEvidence { snp: identity.platform(config.clone())? })
+        }
+        TeeChoice::Sample => {
+            tracing::warn!(
+                "--tee sample: DEVELOPMENT ONLY. Sample evidence proves nothing; a KBS that releases keys for \
+                 it releases them to anyone"
+            );
+            Box::new(svsm_kbs::sample::SampleEvidence { svn: "1".into() })
+        }
+    };
+    let retry = RetryPolicy { attempts: args.kbs_attempts.max(1), ..RetryPolicy::default() };
+    Ok(std::sync::Arc::new(KbsKeySource::new(proxy, &args.kbs_resource, platform, true, retry)))
 }
 
 /// The ledger source `--ledger` names (`None`: the state directory's file ledger).
@@ -133,6 +204,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // First start means "no state directory yet". A directory without TPM state is damage, not a new TPM:
     // open_manufactured refuses it below instead of silently manufacturing a replacement.
     let first_start = !args.state_dir.exists();
+    let kbs = args.key_source == KeySourceChoice::Kbs;
+    if kbs {
+        if args.store_key.is_some() || args.incoming {
+            bail!("--key-source kbs takes its key from the KBS: drop --store-key / --incoming");
+        }
+        if first_start {
+            bail!(
+                "{} does not exist: with --key-source kbs, serve only opens a provisioned vTPM. Create it with \
+                 `svsm-host kbs provision --state-dir {}` (it registers the secret at the KBS and formats the \
+                 store)",
+                args.state_dir.display(),
+                args.state_dir.display()
+            );
+        }
+    }
     if args.incoming && !first_start {
         anyhow::bail!(
             "--incoming creates a new vTPM state directory, but {} exists; name a new directory (an existing \
@@ -145,7 +231,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let (dir, _) = StateDir::open_or_create(&args.state_dir)?;
     let lock = dir.lock_for_write("serve")?;
-    let vol = vtpm::volume_with_ledger(&dir, args.store_key.as_deref(), ledgers);
+    let vol = if kbs {
+        let keys = kbs_keys(&args, &snp_config)?;
+        dir.volume(crate::state::VolumeName::VTPM, keys, ledgers.unwrap_or_else(|| dir.default_ledgers()))
+    } else {
+        vtpm::volume_with_ledger(&dir, args.store_key.as_deref(), ledgers)
+    };
     if first_start && !args.incoming {
         let mut storage = vtpm::create_store(&vol, &lock, args.manufacture.ledger_mode.into())?;
         let record = args
@@ -192,13 +283,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server::start(&shared, &listen).context("binding the vTPM sockets (is another instance running?)")?;
     if let Some(socket) = &args.svsm_socket {
         let memory = args.svsm_memory.clone().unwrap_or_else(|| dir.file("guest.mem"));
-        let ark = dir.file("simulated-ark.pem");
+        use crate::kbs::platform::{ARK_FILE, PLATFORM_FILE, SimulatedPlatformIdentity};
+        let id_path = args.sim_platform.clone().unwrap_or_else(|| dir.file(PLATFORM_FILE));
+        let (identity, _) = SimulatedPlatformIdentity::load_or_create(&id_path)?;
+        let ark = id_path.parent().map(|p| p.join(ARK_FILE)).unwrap_or_else(|| dir.file(ARK_FILE));
+        std::fs::write(&ark, identity.ark_pem()?).with_context(|| format!("writing {}", ark.display()))?;
         let vtpm = server::SvsmVtpm(shared.clone());
         crate::cli::harness::start_svsm_interface(
             socket,
             &memory,
             args.svsm_memory_mib,
-            &ark,
+            identity.roots(),
             access,
             Box::new(vtpm),
             snp_config,

@@ -14,6 +14,9 @@ use svsm_store::StoreKey;
 
 use crate::state::{KeyOrigin, KeyRequest, KeySource, StateError, VolumeKey, VolumeName};
 
+pub mod admin;
+pub mod platform;
+
 /// How often and how patiently to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -55,7 +58,9 @@ impl std::fmt::Debug for KbsKeySource {
     }
 }
 
-fn purpose_of(volume: &VolumeName) -> Purpose {
+/// The purpose a volume's key is derived for: one per service, so the vTPM's and the UEFI variable store's
+/// keys differ even from the same secret.
+pub fn purpose_of(volume: &VolumeName) -> Purpose {
     if *volume == VolumeName::UEFI_VARS { Purpose::UefiVarStore } else { Purpose::VtpmStore }
 }
 
@@ -160,6 +165,45 @@ impl KeySource for KbsKeySource {
             self.config.resource,
             self.proxy,
             if self.simulated { " (simulated SNP evidence: development only)" } else { "" }
+        )
+    }
+}
+
+/// Keys derived from a secret held here, while provisioning: the same derivation [`KbsKeySource`] applies to
+/// the released secret, so the volumes formatted now open later only with the secret the KBS releases.
+pub struct ProvisionedKeys {
+    secret: ReleasedSecret,
+    resource: String,
+}
+
+impl std::fmt::Debug for ProvisionedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl ProvisionedKeys {
+    /// Keys from `secret`, the content registered as KBS resource `resource`.
+    pub fn new(secret: ReleasedSecret, resource: &str) -> Self {
+        ProvisionedKeys { secret, resource: resource.to_string() }
+    }
+}
+
+impl KeySource for ProvisionedKeys {
+    fn volume_key(&self, volume: &VolumeName, _request: KeyRequest) -> Result<VolumeKey, StateError> {
+        let key = derive_volume_key(&self.secret, volume.as_str().as_bytes(), purpose_of(volume));
+        Ok(VolumeKey {
+            key: StoreKey::from_bytes(*key),
+            origin: KeyOrigin::Development {
+                source: format!("provisioning secret for KBS resource {}", self.resource),
+            },
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "provisioning secret for KBS resource {} (held in memory only while provisioning)",
+            self.resource
         )
     }
 }

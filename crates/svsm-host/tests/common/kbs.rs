@@ -52,7 +52,7 @@ pub fn policy() -> ResourcePolicy {
 pub fn double(secret: &[u8]) -> KbsDouble {
     let mut resources = HashMap::new();
     resources.insert(RESOURCE.to_string(), Resource { data: secret.to_vec(), policy: policy() });
-    KbsDouble::start(DoubleConfig { trusted_ark: roots().ark.clone(), resources }).unwrap()
+    KbsDouble::start(DoubleConfig::new(roots().ark.clone(), resources)).unwrap()
 }
 
 /// The real proxy binary; killed on drop.
@@ -168,4 +168,86 @@ pub fn mitm(
 
 pub fn secret32(b: u8) -> Vec<u8> {
     (0..32u8).map(|i| i ^ b).collect()
+}
+
+/// The admin identity the provisioning tests configure at the double (Trustee's `bearer_jwt` with one
+/// identity provider and a role ACL).
+pub const ADMIN_ISSUER: &str = "svsm-host";
+
+/// An Ed25519 admin key written as PKCS#8 PEM (as `openssl genpkey -algorithm ed25519` writes it).
+pub fn admin_key(dir: &Path, name: &str, seed: u8) -> (ed25519_dalek::SigningKey, PathBuf) {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let path = dir.join(name);
+    std::fs::write(&path, key.to_pkcs8_pem(Default::default()).unwrap().as_bytes()).unwrap();
+    (key, path)
+}
+
+/// A double with no resources whose admin API trusts `admin` (role `admin`, issuer [`ADMIN_ISSUER`]) and
+/// applies the default policy (VMPL 0, no debug) to uploaded resources. It trusts the test roots until
+/// [`KbsDouble::set_trusted_ark`] names the provisioned state directory's simulated ARK.
+pub fn admin_double(admin: &ed25519_dalek::SigningKey) -> KbsDouble {
+    let mut config = DoubleConfig::new(roots().ark.clone(), HashMap::new());
+    config.admin = svsm_kbs_double::AdminMode::BearerJwt(Box::new(svsm_kbs_double::AdminIdentity {
+        public_key: admin.verifying_key(),
+        issuer: Some(ADMIN_ISSUER.into()),
+        audience: None,
+        role: "admin".into(),
+    }));
+    KbsDouble::start(config).unwrap()
+}
+
+/// Runs `svsm-host ARGS` (killed after 120 s: a command expected to fail must not hang a test by serving);
+/// returns (success, stdout, stderr).
+pub fn svsm_host_run(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        .args(args)
+        .env("SVSM_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.success(), out.join().unwrap(), err.join().unwrap())
+}
+
+/// `svsm-host kbs provision --state-dir STATE --kbs URL --admin-key KEY EXTRA...`.
+pub fn provision(state: &Path, kbs_url: &str, key: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "kbs".as_ref(),
+        "provision".as_ref(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kbs".as_ref(),
+        kbs_url.as_ref(),
+        "--admin-key".as_ref(),
+        key.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+    svsm_host_run(&args)
+}
+
+/// Points the double at the simulated ARK `kbs provision` made in `state`.
+pub fn trust_state_dir(kbs: &KbsDouble, state: &Path) {
+    use der::DecodePem;
+    let pem = std::fs::read_to_string(state.join("simulated-ark.pem")).unwrap();
+    kbs.set_trusted_ark(x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap());
 }
