@@ -95,6 +95,13 @@ fn refused_release_and_wrong_secret_end_serve_with_a_precise_error_and_touch_not
     assert!(err.contains("failed verification"), "{err}");
     assert_eq!(digest(&image), before, "the store is untouched");
 
+    // An unreachable proxy is transient: retried --kbs-attempts times with backoff, then a named error.
+    let nobody = tmp.path().join("nobody-listens.sock").display().to_string();
+    let (ok, _, err) =
+        serve(&["--key-source", "kbs", "--kbs-proxy", &nobody, "--kbs-attempts", "2"].map(String::from));
+    assert!(!ok && err.contains("after 2 attempt(s)") && err.contains("kbs-proxy"), "{err}");
+    assert_eq!(digest(&image), before, "the store is untouched");
+
     // No file-key fallback, and no KBS start on a directory that was never provisioned.
     let (ok, _, err) = serve(&["--key-source".into(), "kbs".into()]);
     assert!(!ok && err.contains("--kbs-proxy"), "{err}");

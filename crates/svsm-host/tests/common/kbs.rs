@@ -197,7 +197,7 @@ pub fn admin_double(admin: &ed25519_dalek::SigningKey) -> KbsDouble {
     KbsDouble::start(config).unwrap()
 }
 
-/// Runs `svsm-host ARGS` (killed after 120 s: a command expected to fail must not hang a test by serving);
+/// Runs `svsm-host ARGS` (killed after 300 s: a command expected to fail must not hang a test by serving);
 /// returns (success, stdout, stderr).
 pub fn svsm_host_run(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
@@ -221,7 +221,7 @@ pub fn svsm_host_run(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if t0.elapsed() > Duration::from_secs(120) {
+        if t0.elapsed() > Duration::from_secs(300) {
             let _ = child.kill();
         }
         std::thread::sleep(Duration::from_millis(50));
