@@ -25,10 +25,11 @@ const RESOURCE: &str = "default/svsm/vtpm-root";
 fn main() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
     let roots = Arc::new(SimulatedRoots::generate("Milan", &mut rng).expect("roots"));
-    let platform = || SimulatedSnpEvidence {
-        snp: SimulatedSnp::new(roots.clone(), SimulatedSnpConfig::default(), &mut rand::rngs::OsRng)
-            .expect("snp"),
-    };
+    // One simulated platform (VCEK issued once, as the firmware's VCEK is fixed); each source gets a copy, so
+    // the timed work is the release, not the simulator's certificate issuance.
+    let base =
+        SimulatedSnp::new(roots.clone(), SimulatedSnpConfig::default(), &mut rand::rngs::OsRng).expect("snp");
+    let platform = || SimulatedSnpEvidence { snp: base.clone() };
     let policy = ResourcePolicy::default();
     let mut resources = HashMap::new();
     resources.insert(RESOURCE.to_string(), Resource { data: vec![0x5A; 32], policy });
