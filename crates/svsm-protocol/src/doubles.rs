@@ -20,25 +20,25 @@ use crate::error::{PlatformError, VtpmError};
 use crate::tpm::{self, PublicKey, TpmReader};
 
 /// TPM_RC_COMMAND_CODE.
-pub const TPM_RC_COMMAND_CODE: u32 = 0x143;
+pub const TPM_RC_COMMAND_CODE: u32 = svsm_vtpm::marshal::rc::COMMAND_CODE;
 /// TPM_RC_COMMAND_SIZE.
-pub const TPM_RC_COMMAND_SIZE: u32 = 0x142;
+pub const TPM_RC_COMMAND_SIZE: u32 = svsm_vtpm::marshal::rc::COMMAND_SIZE;
 /// TPM_RC_INSUFFICIENT.
-pub const TPM_RC_INSUFFICIENT: u32 = 0x09A;
+pub const TPM_RC_INSUFFICIENT: u32 = svsm_vtpm::marshal::rc::INSUFFICIENT;
 /// TPM_RC_VALUE.
-pub const TPM_RC_VALUE: u32 = 0x084;
+pub const TPM_RC_VALUE: u32 = svsm_vtpm::marshal::rc::VALUE;
 /// TPM_RC_KEY_SIZE.
-pub const TPM_RC_KEY_SIZE: u32 = 0x087;
+pub const TPM_RC_KEY_SIZE: u32 = svsm_vtpm::marshal::rc::KEY_SIZE;
 /// TPM_RC_CURVE.
-pub const TPM_RC_CURVE: u32 = 0x0A6;
+pub const TPM_RC_CURVE: u32 = svsm_vtpm::marshal::rc::CURVE;
 /// TPM_RC_HIERARCHY.
-pub const TPM_RC_HIERARCHY: u32 = 0x085;
+pub const TPM_RC_HIERARCHY: u32 = svsm_vtpm::marshal::rc::HIERARCHY;
 /// TPM_RC_HANDLE (parameter 1).
-pub const TPM_RC_HANDLE_P1: u32 = 0x18B;
+pub const TPM_RC_HANDLE_P1: u32 = svsm_vtpm::marshal::rc::HANDLE_P1;
 /// TPM_RC_OBJECT_MEMORY: no transient slot free.
-pub const TPM_RC_OBJECT_MEMORY: u32 = 0x902;
+pub const TPM_RC_OBJECT_MEMORY: u32 = svsm_vtpm::marshal::rc::OBJECT_MEMORY;
 /// TPM_RC_TAG.
-pub const TPM_RC_TAG: u32 = 0x01E;
+pub const TPM_RC_TAG: u32 = svsm_vtpm::marshal::rc::TAG;
 
 /// Transient object slots, as on a typical TPM (MAX_LOADED_OBJECTS = 3).
 const MAX_LOADED_OBJECTS: usize = 3;

@@ -9,50 +9,54 @@ use alloc::vec::Vec;
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+// The TPM constants are svsm-vtpm's (`svsm_vtpm::marshal`), the one set in the workspace; these are their
+// names in this crate's API.
+use svsm_vtpm::marshal::{alg, cc, rc, rh, st};
+
 /// TPM_ST_NO_SESSIONS.
-pub const TPM_ST_NO_SESSIONS: u16 = 0x8001;
+pub const TPM_ST_NO_SESSIONS: u16 = st::NO_SESSIONS;
 /// TPM_ST_SESSIONS.
-pub const TPM_ST_SESSIONS: u16 = 0x8002;
+pub const TPM_ST_SESSIONS: u16 = st::SESSIONS;
 /// TPM_CC_CreatePrimary.
-pub const TPM_CC_CREATE_PRIMARY: u32 = 0x0000_0131;
+pub const TPM_CC_CREATE_PRIMARY: u32 = cc::CREATE_PRIMARY;
 /// TPM_CC_FlushContext.
-pub const TPM_CC_FLUSH_CONTEXT: u32 = 0x0000_0165;
+pub const TPM_CC_FLUSH_CONTEXT: u32 = cc::FLUSH_CONTEXT;
 /// TPM_CC_GetRandom.
-pub const TPM_CC_GET_RANDOM: u32 = 0x0000_017B;
+pub const TPM_CC_GET_RANDOM: u32 = cc::GET_RANDOM;
 /// TPM_CC_Startup.
-pub const TPM_CC_STARTUP: u32 = 0x0000_0144;
+pub const TPM_CC_STARTUP: u32 = cc::STARTUP;
 /// TPM_RH_ENDORSEMENT.
-pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
+pub const TPM_RH_ENDORSEMENT: u32 = rh::ENDORSEMENT;
 /// TPM_RS_PW (password session).
-pub const TPM_RS_PW: u32 = 0x4000_0009;
+pub const TPM_RS_PW: u32 = rh::PASSWORD_SESSION;
 /// TPM_ALG_RSA.
-pub const TPM_ALG_RSA: u16 = 0x0001;
+pub const TPM_ALG_RSA: u16 = alg::RSA;
 /// TPM_ALG_KEYEDHASH.
-pub const TPM_ALG_KEYEDHASH: u16 = 0x0008;
+pub const TPM_ALG_KEYEDHASH: u16 = alg::KEYEDHASH;
 /// TPM_ALG_SHA256.
-pub const TPM_ALG_SHA256: u16 = 0x000B;
+pub const TPM_ALG_SHA256: u16 = alg::SHA256;
 /// TPM_ALG_SHA384.
-pub const TPM_ALG_SHA384: u16 = 0x000C;
+pub const TPM_ALG_SHA384: u16 = alg::SHA384;
 /// TPM_ALG_SHA512.
-pub const TPM_ALG_SHA512: u16 = 0x000D;
+pub const TPM_ALG_SHA512: u16 = alg::SHA512;
 /// TPM_ALG_NULL.
-pub const TPM_ALG_NULL: u16 = 0x0010;
+pub const TPM_ALG_NULL: u16 = alg::NULL;
 /// TPM_ALG_RSAES (its scheme details are empty).
-pub const TPM_ALG_RSAES: u16 = 0x0015;
+pub const TPM_ALG_RSAES: u16 = alg::RSAES;
 /// TPM_ALG_ECDAA (its scheme details carry a count).
-pub const TPM_ALG_ECDAA: u16 = 0x001A;
+pub const TPM_ALG_ECDAA: u16 = alg::ECDAA;
 /// TPM_ALG_ECC.
-pub const TPM_ALG_ECC: u16 = 0x0023;
+pub const TPM_ALG_ECC: u16 = alg::ECC;
 /// TPM_ALG_SYMCIPHER.
-pub const TPM_ALG_SYMCIPHER: u16 = 0x0025;
+pub const TPM_ALG_SYMCIPHER: u16 = alg::SYMCIPHER;
 /// TPM_ALG_XOR (keyed-hash scheme with a KDF).
-pub const TPM_ALG_XOR: u16 = 0x000A;
+pub const TPM_ALG_XOR: u16 = alg::XOR;
 /// TPM_ALG_AES.
-pub const TPM_ALG_AES: u16 = 0x0006;
+pub const TPM_ALG_AES: u16 = alg::AES;
 /// TPM_ALG_CFB.
-pub const TPM_ALG_CFB: u16 = 0x0043;
+pub const TPM_ALG_CFB: u16 = alg::CFB;
 /// TPM_RC_SUCCESS.
-pub const TPM_RC_SUCCESS: u32 = 0;
+pub const TPM_RC_SUCCESS: u32 = rc::SUCCESS;
 
 /// PolicyA-SHA256 of the EK Credential Profile (PolicySecret(TPM_RH_ENDORSEMENT)), from the vTPM crate.
 pub use svsm_vtpm::manufacture::POLICY_A_SHA256;

@@ -19,7 +19,7 @@ pub use svsm_vtpm::svsm_page::SEND_COMMAND as TPM_SEND_COMMAND;
 /// TPM_RC_SIZE (0x095).
 pub const TPM_RC_SIZE_RESPONSE: [u8; 10] = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0x95];
 /// TPM2_ChangeEPS: replaces the endorsement primary seed (and so the EK).
-pub const TPM_CC_CHANGE_EPS: u32 = 0x0000_0124;
+pub const TPM_CC_CHANGE_EPS: u32 = svsm_vtpm::marshal::cc::CHANGE_EPS;
 /// Largest TPM command that fits after the 9-byte request header.
 pub use svsm_vtpm::svsm_page::MAX_COMMAND as MAX_TPM_COMMAND;
 /// Largest TPM response that fits after the 4-byte response header.

@@ -30,13 +30,13 @@ use crate::marshal::{
 };
 
 /// TPM_RC_HANDLE (format 1, no parameter number): a handle that refers to nothing.
-pub const RC_HANDLE: u32 = 0x08B;
+pub const RC_HANDLE: u32 = crate::marshal::rc::HANDLE;
 /// TPM_RC_NV_DEFINED: the NV index already exists.
-pub const RC_NV_DEFINED: u32 = 0x14C;
+pub const RC_NV_DEFINED: u32 = crate::marshal::rc::NV_DEFINED;
 /// TPM_RC_NV_RANGE: an NV write beyond the index's size.
-pub const RC_NV_RANGE: u32 = 0x146;
+pub const RC_NV_RANGE: u32 = crate::marshal::rc::NV_RANGE;
 /// TPM_RC_BAD_LOCALITY as the real engine reports a locality-refused established-flag reset.
-pub const RC_LOCALITY: u32 = 0x907;
+pub const RC_LOCALITY: u32 = crate::marshal::rc::LOCALITY;
 
 /// Whether the double may manufacture a TPM when storage holds no state (as `svsm_libtpms::StateMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,8 @@ pub mod st {
 pub mod cc {
     /// TPM2_NV_UndefineSpace.
     pub const NV_UNDEFINE_SPACE: u32 = 0x0122;
+    /// TPM2_ChangeEPS (a new endorsement primary seed, so a new EK).
+    pub const CHANGE_EPS: u32 = 0x0124;
     /// TPM2_EvictControl.
     pub const EVICT_CONTROL: u32 = 0x0120;
     /// TPM2_NV_DefineSpace.
@@ -57,6 +59,35 @@ pub mod rc {
     pub const FAILURE: u32 = 0x101;
     /// Command code not supported.
     pub const COMMAND_CODE: u32 = 0x143;
+    /// Command size inconsistent with the bytes sent.
+    pub const COMMAND_SIZE: u32 = 0x142;
+    /// The structure is too short (format-zero).
+    pub const INSUFFICIENT: u32 = 0x09A;
+    /// A value out of range (format-zero, no parameter number).
+    pub const VALUE: u32 = 0x084;
+    /// Key size not supported.
+    pub const KEY_SIZE: u32 = 0x087;
+    /// Curve not supported.
+    pub const CURVE: u32 = 0x0A6;
+    /// Hierarchy not enabled or not valid for the operation.
+    pub const HIERARCHY: u32 = 0x085;
+    /// TPM_RC_HANDLE for handle 1 (TPM_RC_HANDLE 0x08B | TPM_RC_1 0x100).
+    pub const HANDLE_P1: u32 = 0x18B;
+    /// No transient object slot free.
+    pub const OBJECT_MEMORY: u32 = 0x902;
+    /// TPM_RC_HANDLE (format 1, no parameter number): a handle that refers to nothing.
+    pub const HANDLE: u32 = 0x08B;
+    /// The NV index already exists.
+    pub const NV_DEFINED: u32 = 0x14C;
+    /// An NV access beyond the index's size.
+    pub const NV_RANGE: u32 = 0x146;
+    /// The locality does not allow the operation (as the real engine reports a refused established-flag
+    /// reset).
+    pub const LOCALITY: u32 = 0x907;
+    /// Bad structure tag.
+    pub const TAG: u32 = 0x01E;
+    /// A response (or value) does not fit (TPM_RC_SIZE).
+    pub const SIZE: u32 = 0x095;
     /// NV access not available (NV off).
     pub const NV_UNAVAILABLE: u32 = 0x923;
     /// The command was canceled.
@@ -87,6 +118,18 @@ pub mod alg {
     pub const SHA256: u16 = 0x000B;
     /// SHA-384.
     pub const SHA384: u16 = 0x000C;
+    /// SHA-512.
+    pub const SHA512: u16 = 0x000D;
+    /// Keyed hash object.
+    pub const KEYEDHASH: u16 = 0x0008;
+    /// XOR (keyed-hash scheme with a KDF).
+    pub const XOR: u16 = 0x000A;
+    /// RSAES-PKCS1-v1_5 (its scheme details are empty).
+    pub const RSAES: u16 = 0x0015;
+    /// ECDAA (its scheme details carry a count).
+    pub const ECDAA: u16 = 0x001A;
+    /// Symmetric-cipher object.
+    pub const SYMCIPHER: u16 = 0x0025;
     /// The null algorithm.
     pub const NULL: u16 = 0x0010;
     /// ECC.
