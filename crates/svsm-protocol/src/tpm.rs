@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 // The TPM constants are svsm-vtpm's (`svsm_vtpm::marshal`), the one set in the workspace; these are their
 // names in this crate's API.
-use svsm_vtpm::marshal::{alg, cc, rc, rh, st};
+use svsm_vtpm::MarshalError;
+use svsm_vtpm::marshal::{Reader, alg, cc, cmd, rc, rh, st};
 
 /// TPM_ST_NO_SESSIONS.
 pub const TPM_ST_NO_SESSIONS: u16 = st::NO_SESSIONS;
@@ -139,53 +140,25 @@ fn marshalled(area: svsm_vtpm::marshal::PublicArea) -> Vec<u8> {
 }
 
 /// Builds TPM2_CreatePrimary(TPM_RH_ENDORSEMENT, empty sensitive, `template`, no outside info, no PCRs) with
-/// an empty password session. Returns `None` if the template cannot be framed (longer than a TPM2B allows).
+/// an empty password session (continueSession set). Returns `None` if the template cannot be framed (longer
+/// than a TPM2B allows).
 pub fn create_primary_command(template: &[u8]) -> Option<Vec<u8>> {
-    let template_len = u16::try_from(template.len()).ok()?;
-    let mut c = Vec::with_capacity(template.len() + 43);
-    c.extend_from_slice(&TPM_ST_SESSIONS.to_be_bytes());
-    c.extend_from_slice(&0u32.to_be_bytes()); // size, patched below
-    c.extend_from_slice(&TPM_CC_CREATE_PRIMARY.to_be_bytes());
-    c.extend_from_slice(&TPM_RH_ENDORSEMENT.to_be_bytes());
-    // authorization area: size 9 = handle 4 + nonce 2 + attributes 1 + hmac 2
-    c.extend_from_slice(&9u32.to_be_bytes());
-    c.extend_from_slice(&TPM_RS_PW.to_be_bytes());
-    c.extend_from_slice(&0u16.to_be_bytes());
-    c.push(0x01); // continueSession
-    c.extend_from_slice(&0u16.to_be_bytes());
-    // inSensitive: TPM2B_SENSITIVE_CREATE { size 4, userAuth empty, data empty }
-    c.extend_from_slice(&4u16.to_be_bytes());
-    c.extend_from_slice(&0u16.to_be_bytes());
-    c.extend_from_slice(&0u16.to_be_bytes());
-    // inPublic
-    c.extend_from_slice(&template_len.to_be_bytes());
-    c.extend_from_slice(template);
-    // outsideInfo (empty TPM2B_DATA), creationPCR (empty TPML_PCR_SELECTION)
-    c.extend_from_slice(&0u16.to_be_bytes());
-    c.extend_from_slice(&0u32.to_be_bytes());
-    let size = u32::try_from(c.len()).ok()?;
-    c[2..6].copy_from_slice(&size.to_be_bytes());
-    Some(c)
+    cmd::create_primary_from(rh::ENDORSEMENT, template, SESSION_CONTINUE).ok()
 }
+
+/// TPMA_SESSION continueSession.
+const SESSION_CONTINUE: u8 = 0x01;
 
 /// Builds TPM2_FlushContext(handle).
 pub fn flush_context_command(handle: u32) -> Vec<u8> {
-    let mut c = Vec::with_capacity(14);
-    c.extend_from_slice(&TPM_ST_NO_SESSIONS.to_be_bytes());
-    c.extend_from_slice(&14u32.to_be_bytes());
-    c.extend_from_slice(&TPM_CC_FLUSH_CONTEXT.to_be_bytes());
-    c.extend_from_slice(&handle.to_be_bytes());
-    c
+    // A fixed 14-byte command: building it cannot fail.
+    cmd::flush_context(handle).unwrap_or_default()
 }
 
 /// Builds TPM2_GetRandom(bytes_requested).
 pub fn get_random_command(bytes_requested: u16) -> Vec<u8> {
-    let mut c = Vec::with_capacity(12);
-    c.extend_from_slice(&TPM_ST_NO_SESSIONS.to_be_bytes());
-    c.extend_from_slice(&12u32.to_be_bytes());
-    c.extend_from_slice(&TPM_CC_GET_RANDOM.to_be_bytes());
-    c.extend_from_slice(&bytes_requested.to_be_bytes());
-    c
+    // A fixed 12-byte command: building it cannot fail.
+    cmd::get_random(bytes_requested).unwrap_or_default()
 }
 
 /// Why a TPM response could not be used.
@@ -197,54 +170,6 @@ pub enum TpmResponseError {
     /// The TPM returned this non-zero response code.
     #[error("TPM response code {0:#x}")]
     ResponseCode(u32),
-}
-
-/// A big-endian reader over untrusted bytes; every read is bounds-checked.
-#[derive(Debug)]
-pub struct TpmReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> TpmReader<'a> {
-    /// Reads from the start of `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Self {
-        TpmReader { bytes, pos: 0 }
-    }
-    /// Bytes consumed so far.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-    /// Bytes not yet consumed.
-    pub fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
-    }
-    /// Next `n` bytes.
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.bytes.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    /// A u8.
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).and_then(|s| s.first().copied())
-    }
-    /// A big-endian u16.
-    pub fn u16(&mut self) -> Option<u16> {
-        let s = self.take(2)?;
-        Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
-    }
-    /// A big-endian u32.
-    pub fn u32(&mut self) -> Option<u32> {
-        let s = self.take(4)?;
-        Some(u32::from_be_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
-    }
-    /// A TPM2B: u16 size then that many bytes.
-    pub fn tpm2b(&mut self) -> Option<&'a [u8]> {
-        let n = self.u16()?;
-        self.take(usize::from(n))
-    }
 }
 
 /// A TPM response header.
@@ -260,10 +185,10 @@ pub struct ResponseHeader {
 
 /// Parses and checks a response header: size must equal the response length.
 pub fn parse_response_header(resp: &[u8]) -> Result<ResponseHeader, TpmResponseError> {
-    let mut r = TpmReader::new(resp);
-    let tag = r.u16().ok_or(TpmResponseError::Malformed)?;
-    let size = r.u32().ok_or(TpmResponseError::Malformed)?;
-    let rc = r.u32().ok_or(TpmResponseError::Malformed)?;
+    let mut r = Reader::new(resp);
+    let tag = r.u16().map_err(|_| TpmResponseError::Malformed)?;
+    let size = r.u32().map_err(|_| TpmResponseError::Malformed)?;
+    let rc = r.u32().map_err(|_| TpmResponseError::Malformed)?;
     if usize::try_from(size).ok() != Some(resp.len()) {
         return Err(TpmResponseError::Malformed);
     }
@@ -288,14 +213,14 @@ pub fn parse_create_primary_response(resp: &[u8]) -> Result<CreatedPrimary, TpmR
     if header.tag != TPM_ST_SESSIONS {
         return Err(TpmResponseError::Malformed);
     }
-    let mut r = TpmReader::new(resp);
-    r.take(10).ok_or(TpmResponseError::Malformed)?;
-    let handle = r.u32().ok_or(TpmResponseError::Malformed)?;
-    let param_size = r.u32().ok_or(TpmResponseError::Malformed)?;
+    let mut r = Reader::new(resp);
+    r.take(10).map_err(|_| TpmResponseError::Malformed)?;
+    let handle = r.u32().map_err(|_| TpmResponseError::Malformed)?;
+    let param_size = r.u32().map_err(|_| TpmResponseError::Malformed)?;
     if usize::try_from(param_size).map_or(true, |p| p > r.remaining()) {
         return Err(TpmResponseError::Malformed);
     }
-    let public = r.tpm2b().ok_or(TpmResponseError::Malformed)?;
+    let public = r.tpm2b().map_err(|_| TpmResponseError::Malformed)?;
     if public.is_empty() {
         return Err(TpmResponseError::Malformed);
     }
@@ -308,9 +233,9 @@ pub fn parse_get_random_response(resp: &[u8]) -> Result<Vec<u8>, TpmResponseErro
     if header.rc != TPM_RC_SUCCESS {
         return Err(TpmResponseError::ResponseCode(header.rc));
     }
-    let mut r = TpmReader::new(resp);
-    r.take(10).ok_or(TpmResponseError::Malformed)?;
-    let bytes = r.tpm2b().ok_or(TpmResponseError::Malformed)?;
+    let mut r = Reader::new(resp);
+    r.take(10).map_err(|_| TpmResponseError::Malformed)?;
+    let bytes = r.tpm2b().map_err(|_| TpmResponseError::Malformed)?;
     if r.remaining() != 0 {
         return Err(TpmResponseError::Malformed);
     }
@@ -378,67 +303,67 @@ pub enum PublicParseError {
     UnknownType(u16),
 }
 
-fn sym_def_object(r: &mut TpmReader<'_>) -> Option<u16> {
+fn sym_def_object(r: &mut Reader<'_>) -> Result<u16, MarshalError> {
     let alg = r.u16()?;
     if alg != TPM_ALG_NULL {
         r.u16()?; // keyBits
         r.u16()?; // mode
     }
-    Some(alg)
+    Ok(alg)
 }
 
 /// Parses one marshalled TPMT_PUBLIC that must span `bytes` exactly.
 pub fn parse_tpmt_public(bytes: &[u8]) -> Result<TpmtPublic, PublicParseError> {
     use PublicParseError::Truncated;
-    let mut r = TpmReader::new(bytes);
-    let object_type = r.u16().ok_or(Truncated)?;
-    let name_alg = r.u16().ok_or(Truncated)?;
-    let object_attributes = r.u32().ok_or(Truncated)?;
-    let auth_policy = r.tpm2b().ok_or(Truncated)?.to_vec();
+    let mut r = Reader::new(bytes);
+    let object_type = r.u16().map_err(|_| Truncated)?;
+    let name_alg = r.u16().map_err(|_| Truncated)?;
+    let object_attributes = r.u32().map_err(|_| Truncated)?;
+    let auth_policy = r.tpm2b().map_err(|_| Truncated)?.to_vec();
     let (symmetric_alg, scheme, key) = match object_type {
         TPM_ALG_RSA => {
-            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
-            let scheme = r.u16().ok_or(Truncated)?;
+            let sym = sym_def_object(&mut r).map_err(|_| Truncated)?;
+            let scheme = r.u16().map_err(|_| Truncated)?;
             if scheme != TPM_ALG_NULL && scheme != TPM_ALG_RSAES {
-                r.u16().ok_or(Truncated)?; // hashAlg
+                r.u16().map_err(|_| Truncated)?; // hashAlg
             }
-            let key_bits = r.u16().ok_or(Truncated)?;
-            let exponent = r.u32().ok_or(Truncated)?;
-            let modulus = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let key_bits = r.u16().map_err(|_| Truncated)?;
+            let exponent = r.u32().map_err(|_| Truncated)?;
+            let modulus = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (sym, scheme, PublicKey::Rsa { key_bits, exponent, modulus })
         }
         TPM_ALG_ECC => {
-            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
-            let scheme = r.u16().ok_or(Truncated)?;
+            let sym = sym_def_object(&mut r).map_err(|_| Truncated)?;
+            let scheme = r.u16().map_err(|_| Truncated)?;
             if scheme != TPM_ALG_NULL {
-                r.u16().ok_or(Truncated)?; // hashAlg
+                r.u16().map_err(|_| Truncated)?; // hashAlg
                 if scheme == TPM_ALG_ECDAA {
-                    r.u16().ok_or(Truncated)?; // count
+                    r.u16().map_err(|_| Truncated)?; // count
                 }
             }
-            let curve = r.u16().ok_or(Truncated)?;
-            let kdf = r.u16().ok_or(Truncated)?;
+            let curve = r.u16().map_err(|_| Truncated)?;
+            let kdf = r.u16().map_err(|_| Truncated)?;
             if kdf != TPM_ALG_NULL {
-                r.u16().ok_or(Truncated)?;
+                r.u16().map_err(|_| Truncated)?;
             }
-            let x = r.tpm2b().ok_or(Truncated)?.to_vec();
-            let y = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let x = r.tpm2b().map_err(|_| Truncated)?.to_vec();
+            let y = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (sym, scheme, PublicKey::Ecc { curve, x, y })
         }
         TPM_ALG_KEYEDHASH => {
-            let scheme = r.u16().ok_or(Truncated)?;
+            let scheme = r.u16().map_err(|_| Truncated)?;
             if scheme != TPM_ALG_NULL {
-                r.u16().ok_or(Truncated)?; // hashAlg
+                r.u16().map_err(|_| Truncated)?; // hashAlg
                 if scheme == TPM_ALG_XOR {
-                    r.u16().ok_or(Truncated)?; // kdf
+                    r.u16().map_err(|_| Truncated)?; // kdf
                 }
             }
-            let unique = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let unique = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (TPM_ALG_NULL, scheme, PublicKey::Other { unique })
         }
         TPM_ALG_SYMCIPHER => {
-            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
-            let unique = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let sym = sym_def_object(&mut r).map_err(|_| Truncated)?;
+            let unique = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (sym, TPM_ALG_NULL, PublicKey::Other { unique })
         }
         other => return Err(PublicParseError::UnknownType(other)),
@@ -502,6 +427,15 @@ mod tests {
         assert_eq!(&c[33..35], &[0x01, 0x3A]);
         assert_eq!(&c[35..35 + 314], &t[..]);
         assert!(create_primary_command(&alloc::vec![0; 70000]).is_none());
+    }
+
+    #[test]
+    fn small_commands_keep_their_bytes() {
+        assert_eq!(
+            flush_context_command(0x8000_0001),
+            [0x80, 0x01, 0, 0, 0, 14, 0, 0, 0x01, 0x65, 0x80, 0, 0, 0x01]
+        );
+        assert_eq!(get_random_command(32), [0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7B, 0, 32]);
     }
 
     #[test]

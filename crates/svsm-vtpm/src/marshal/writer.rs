@@ -28,11 +28,17 @@ impl CommandBuilder {
 
     /// Adds one password session (TPM_RS_PW) with `password` to the authorization area. Call once per
     /// handle that needs authorization, in handle order.
-    pub fn password_auth(mut self, password: &[u8]) -> Self {
+    pub fn password_auth(self, password: &[u8]) -> Self {
+        self.password_session(password, 0)
+    }
+
+    /// [`password_auth`](Self::password_auth) with these TPMA_SESSION `attributes` (e.g. 0x01,
+    /// continueSession).
+    pub fn password_session(mut self, password: &[u8], attributes: u8) -> Self {
         let area = self.auth.get_or_insert_with(Vec::new);
         area.extend_from_slice(&rh::PASSWORD_SESSION.to_be_bytes());
         area.extend_from_slice(&0u16.to_be_bytes()); // nonceCaller: empty
-        area.push(0); // sessionAttributes
+        area.push(attributes); // sessionAttributes
         put_tpm2b_unchecked(area, password);
         self
     }
@@ -126,14 +132,23 @@ pub mod cmd {
     /// TPM2_CreatePrimary under `hierarchy` (empty hierarchy password) with `template`, no sensitive data,
     /// no outside info, no PCR selection.
     pub fn create_primary(hierarchy: u32, template: &PublicArea) -> Result<Vec<u8>, MarshalError> {
-        let public = template.marshal()?;
+        create_primary_from(hierarchy, &template.marshal()?, 0)
+    }
+
+    /// [`create_primary`] from an already marshalled TPMT_PUBLIC `public` (e.g. a guest's template, passed
+    /// on unparsed), the password session with TPMA_SESSION `session_attributes`.
+    pub fn create_primary_from(
+        hierarchy: u32,
+        public: &[u8],
+        session_attributes: u8,
+    ) -> Result<Vec<u8>, MarshalError> {
         // TPM2B_SENSITIVE_CREATE { size 4, TPM2B userAuth (empty), TPM2B data (empty) }
         let sensitive = [0u8, 4, 0, 0, 0, 0];
         CommandBuilder::new(cc::CREATE_PRIMARY)
             .handle(hierarchy)
-            .password_auth(&[])
+            .password_session(&[], session_attributes)
             .bytes(&sensitive)
-            .tpm2b(&public)?
+            .tpm2b(public)?
             .tpm2b(&[])? // outsideInfo
             .u32(0) // TPML_PCR_SELECTION count
             .build()
