@@ -41,8 +41,14 @@ doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --all-features
 
 ## The core crates must build and link with no std at all (see tools/no-std-check/Cargo.toml).
+## It must also hold no test doubles (SimulatedRmp/SimulatedVcpus, the SNP/vTPM doubles, TpmDouble): their
+## symbols in the staticlib mean a `doubles`/`test-utils` feature leaked into the kernel feature set.
+NO_STD_LIB = $${CARGO_TARGET_DIR:-tools/no-std-check/target}/debug/libno_std_check.a
 no-std:
 	$(CARGO) build --locked --manifest-path tools/no-std-check/Cargo.toml
+	@test -s $(NO_STD_LIB)
+	@if nm -C $(NO_STD_LIB) 2>/dev/null | grep -E -m 5 'svsm_protocol::(model|doubles)::|svsm_vtpm::double::'; then \
+		echo "error: test doubles are compiled into the no_std kernel build"; exit 1; fi
 
 unit:
 	$(CARGO) test --locked --workspace --all-features

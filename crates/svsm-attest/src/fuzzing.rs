@@ -40,12 +40,23 @@ pub fn verify(data: &[u8]) {
     }
     // Certificates are not examined by `verify_report`; any parsed certificate will do as a placeholder.
     let placeholder = placeholder_certificate();
-    for r in [report, &full[..]] {
+    // Services evidence, and single-service evidence (the binding formula with the service GUID, manifest
+    // version and selector taken from the input), both for every report shape.
+    let mut guid = [0u8; 16];
+    for (d, s) in guid.iter_mut().zip(manifest.iter()) {
+        *d = *s;
+    }
+    let version = u32::from(data.get(2).copied().unwrap_or(0));
+    let selector = manifest
+        .get(..manifest.len().min(usize::from(data.get(3).copied().unwrap_or(0))))
+        .unwrap_or_default();
+    let requests = [None, Some((svsm_protocol::Guid(guid), version, selector))];
+    for (r, request) in [report, &full[..]].into_iter().flat_map(|r| requests.iter().map(move |q| (r, *q))) {
         let ev = Evidence {
             report: r,
             manifest,
             nonce,
-            selector: None,
+            selector: request,
             trusted_ark: placeholder,
             ark: placeholder,
             ask: placeholder,

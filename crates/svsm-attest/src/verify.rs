@@ -28,7 +28,9 @@ pub struct Evidence<'a> {
     pub manifest: &'a [u8],
     /// The 64-byte nonce the relying party chose.
     pub nonce: &'a [u8],
-    /// The selector of an ATTEST_SINGLE_SERVICE_EX request: (service, manifest version, selector bytes).
+    /// What a single-service request asked for: (service GUID, manifest version, selector bytes), the
+    /// selector empty for ATTEST_SINGLE_SERVICE. The report binds all three (REPORT_DATA), so evidence for
+    /// one service presented as another's fails. `None`: an ATTEST_SERVICES report (services manifest).
     pub selector: Option<(Guid, u32, &'a [u8])>,
     /// The trusted ARK.
     pub trusted_ark: &'a Certificate,
@@ -149,23 +151,30 @@ pub fn verify_report(
         return Err(VerifyError::NonceSize(e.nonce.len()));
     }
     let expected = match e.selector {
-        Some((guid, version, sel)) if !sel.is_empty() => {
-            report_data_with_selector(e.nonce, guid, version, sel, e.manifest)
-        }
-        _ => report_data(e.nonce, e.manifest),
+        Some((guid, version, sel)) => report_data_with_selector(e.nonce, guid, version, sel, e.manifest),
+        None => report_data(e.nonce, e.manifest),
     };
     if e.report[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64] != expected || report.report_data != expected {
         return Err(VerifyError::ReportDataMismatch);
     }
 
-    let services: Vec<(Guid, Vec<u8>)> = if e.manifest.starts_with(SERVICES_MANIFEST_GUID.as_bytes()) {
-        parse_services_manifest(e.manifest)
-            .map_err(|err| VerifyError::Manifest(err.to_string()))?
-            .into_iter()
-            .map(|s| (s.guid, s.data.to_vec()))
-            .collect()
-    } else {
-        vec![(VTPM_SERVICE_GUID, e.manifest.to_vec())]
+    let services: Vec<(Guid, Vec<u8>)> = match e.selector {
+        // A single service's manifest is that service's alone, for the GUID the report is bound to.
+        Some((guid, _, _)) => vec![(guid, e.manifest.to_vec())],
+        None if e.manifest.starts_with(SERVICES_MANIFEST_GUID.as_bytes()) => {
+            parse_services_manifest(e.manifest)
+                .map_err(|err| VerifyError::Manifest(err.to_string()))?
+                .into_iter()
+                .map(|s| (s.guid, s.data.to_vec()))
+                .collect()
+        }
+        None => {
+            return Err(VerifyError::Manifest(
+                "not a services manifest; for a single-service report give the service GUID and manifest \
+                 version it was requested for"
+                    .into(),
+            ));
+        }
     };
     let mut key = match services.iter().find(|(g, _)| *g == VTPM_SERVICE_GUID) {
         Some((_, bytes)) => Some(endorsement_key(bytes)?),

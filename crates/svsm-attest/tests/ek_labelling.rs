@@ -64,7 +64,7 @@ fn attest_and_verify(selector: Option<&[u8]>) -> Verified {
         report: &out.report,
         manifest: &out.manifest,
         nonce: &nonce,
-        selector: selector.map(|s| (VTPM_SERVICE_GUID, 0, s)),
+        selector: Some((VTPM_SERVICE_GUID, 0, selector.unwrap_or_default())),
         trusted_ark: &anchor,
         ark: &ark,
         ask: &ask,

@@ -13,7 +13,7 @@ use svsm_attest::{SimulatedSnp, SimulatedSnpConfig, VerifierPolicy, VerifyError,
 use svsm_protocol::doubles::VtpmDouble;
 use svsm_protocol::guest::{AttestOutput, DirectTransport, Guest};
 use svsm_protocol::guid::{
-    CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID,
+    CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, SERVICES_MANIFEST_GUID, VTPM_SERVICE_GUID,
 };
 use svsm_protocol::manifest::parse_certificate_table;
 use svsm_protocol::model::{SimulatedRmp, SimulatedVcpus};
@@ -87,7 +87,12 @@ fn evidence<'a>(
         report: &out.report,
         manifest: &out.manifest,
         nonce,
-        selector: None,
+        // A single-service report is bound to the service it was requested for (the vTPM here).
+        selector: (!out.manifest.starts_with(SERVICES_MANIFEST_GUID.as_bytes())).then_some((
+            VTPM_SERVICE_GUID,
+            0,
+            &[][..],
+        )),
         trusted_ark: anchor,
         ark: &chain.ark,
         ask: &chain.ask,

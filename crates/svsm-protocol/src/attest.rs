@@ -35,7 +35,9 @@ pub const SELECTOR_KIND_EK_TEMPLATE: u64 = 1;
 /// The tag mixed into REPORT_DATA for EX requests with a selector ("SSM2", u32 LE 0x324D5353).
 pub const SELECTOR_BINDING_TAG: &[u8; 4] = b"SSM2";
 
-/// REPORT_DATA for ATTEST_SERVICES / ATTEST_SINGLE_SERVICE: SHA-512(nonce || manifest).
+/// REPORT_DATA for ATTEST_SERVICES: SHA-512(nonce || manifest). The services manifest names every service
+/// by GUID, so the binding is complete. (SVSM spec 1.00 uses the same formula for ATTEST_SINGLE_SERVICE; this
+/// SVSM does not: see [`report_data_with_selector`].)
 pub fn report_data(nonce: &[u8], manifest: &[u8]) -> [u8; 64] {
     let mut h = Sha512::new();
     h.update(nonce);
@@ -43,8 +45,15 @@ pub fn report_data(nonce: &[u8], manifest: &[u8]) -> [u8; 64] {
     h.finalize().into()
 }
 
-/// REPORT_DATA for ATTEST_SINGLE_SERVICE_EX with a non-empty selector:
-/// SHA-512(nonce || "SSM2" || service GUID || manifest_version (u32 LE) || selector || manifest).
+/// REPORT_DATA for ATTEST_SINGLE_SERVICE and ATTEST_SINGLE_SERVICE_EX:
+/// SHA-512(nonce || "SSM2" || service GUID || manifest_version (u32 LE) || selector || manifest), the
+/// selector empty for SINGLE_SERVICE (and EX with selector size 0, which is the same request).
+///
+/// For SINGLE_SERVICE this deviates from SVSM spec 1.00 (SHA-512(nonce || manifest)) on purpose: a single
+/// service's manifest carries no GUID and no version, so under the spec's formula a report for one service
+/// (or manifest version) verifies as another's whose manifest has the same bytes. Binding them here makes the
+/// report say which service and version it is for. The wire (registers, buffers, sizes) is unchanged, so the
+/// Linux and configfs-tsm guests work as before; only a verifier needs to know (docs/svsm-protocols.md).
 pub fn report_data_with_selector(
     nonce: &[u8],
     service: Guid,
@@ -124,7 +133,7 @@ impl Svsm {
         let (manifest, rd) = match selector {
             None => {
                 let m = self.ek_public()?;
-                let rd = report_data(&nonce, &m);
+                let rd = report_data_with_selector(&nonce, guid, op.manifest_version, &[], &m);
                 (m, rd)
             }
             Some(sel) => {

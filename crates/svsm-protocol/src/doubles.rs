@@ -17,28 +17,29 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{CertificateRequest, SnpPlatform, SnpReportResponse, VtpmService};
 use crate::error::{PlatformError, VtpmError};
-use crate::tpm::{self, PublicKey, TpmReader};
+use crate::tpm::{self, PublicKey};
+use svsm_vtpm::marshal::Reader;
 
 /// TPM_RC_COMMAND_CODE.
-pub const TPM_RC_COMMAND_CODE: u32 = 0x143;
+pub const TPM_RC_COMMAND_CODE: u32 = svsm_vtpm::marshal::rc::COMMAND_CODE;
 /// TPM_RC_COMMAND_SIZE.
-pub const TPM_RC_COMMAND_SIZE: u32 = 0x142;
+pub const TPM_RC_COMMAND_SIZE: u32 = svsm_vtpm::marshal::rc::COMMAND_SIZE;
 /// TPM_RC_INSUFFICIENT.
-pub const TPM_RC_INSUFFICIENT: u32 = 0x09A;
+pub const TPM_RC_INSUFFICIENT: u32 = svsm_vtpm::marshal::rc::INSUFFICIENT;
 /// TPM_RC_VALUE.
-pub const TPM_RC_VALUE: u32 = 0x084;
+pub const TPM_RC_VALUE: u32 = svsm_vtpm::marshal::rc::VALUE;
 /// TPM_RC_KEY_SIZE.
-pub const TPM_RC_KEY_SIZE: u32 = 0x087;
+pub const TPM_RC_KEY_SIZE: u32 = svsm_vtpm::marshal::rc::KEY_SIZE;
 /// TPM_RC_CURVE.
-pub const TPM_RC_CURVE: u32 = 0x0A6;
+pub const TPM_RC_CURVE: u32 = svsm_vtpm::marshal::rc::CURVE;
 /// TPM_RC_HIERARCHY.
-pub const TPM_RC_HIERARCHY: u32 = 0x085;
+pub const TPM_RC_HIERARCHY: u32 = svsm_vtpm::marshal::rc::HIERARCHY;
 /// TPM_RC_HANDLE (parameter 1).
-pub const TPM_RC_HANDLE_P1: u32 = 0x18B;
+pub const TPM_RC_HANDLE_P1: u32 = svsm_vtpm::marshal::rc::HANDLE_P1;
 /// TPM_RC_OBJECT_MEMORY: no transient slot free.
-pub const TPM_RC_OBJECT_MEMORY: u32 = 0x902;
+pub const TPM_RC_OBJECT_MEMORY: u32 = svsm_vtpm::marshal::rc::OBJECT_MEMORY;
 /// TPM_RC_TAG.
-pub const TPM_RC_TAG: u32 = 0x01E;
+pub const TPM_RC_TAG: u32 = svsm_vtpm::marshal::rc::TAG;
 
 /// Transient object slots, as on a typical TPM (MAX_LOADED_OBJECTS = 3).
 const MAX_LOADED_OBJECTS: usize = 3;
@@ -82,21 +83,21 @@ impl VtpmDouble {
     }
 
     fn create_primary(&mut self, body: &[u8]) -> Result<Vec<u8>, u32> {
-        let mut r = TpmReader::new(body);
-        let hierarchy = r.u32().ok_or(TPM_RC_INSUFFICIENT)?;
+        let mut r = Reader::new(body);
+        let hierarchy = r.u32().map_err(|_| TPM_RC_INSUFFICIENT)?;
         if hierarchy != tpm::TPM_RH_ENDORSEMENT {
             return Err(TPM_RC_HIERARCHY);
         }
-        let auth_size = r.u32().ok_or(TPM_RC_INSUFFICIENT)?;
-        r.take(auth_size as usize).ok_or(TPM_RC_INSUFFICIENT)?;
-        r.tpm2b().ok_or(TPM_RC_INSUFFICIENT)?; // inSensitive
-        let template = r.tpm2b().ok_or(TPM_RC_INSUFFICIENT)?;
-        r.tpm2b().ok_or(TPM_RC_INSUFFICIENT)?; // outsideInfo
-        let pcr_count = r.u32().ok_or(TPM_RC_INSUFFICIENT)?;
+        let auth_size = r.u32().map_err(|_| TPM_RC_INSUFFICIENT)?;
+        r.take(auth_size as usize).map_err(|_| TPM_RC_INSUFFICIENT)?;
+        r.tpm2b().map_err(|_| TPM_RC_INSUFFICIENT)?; // inSensitive
+        let template = r.tpm2b().map_err(|_| TPM_RC_INSUFFICIENT)?;
+        r.tpm2b().map_err(|_| TPM_RC_INSUFFICIENT)?; // outsideInfo
+        let pcr_count = r.u32().map_err(|_| TPM_RC_INSUFFICIENT)?;
         for _ in 0..pcr_count {
-            r.u16().ok_or(TPM_RC_INSUFFICIENT)?;
-            let n = r.u8().ok_or(TPM_RC_INSUFFICIENT)?;
-            r.take(usize::from(n)).ok_or(TPM_RC_INSUFFICIENT)?;
+            r.u16().map_err(|_| TPM_RC_INSUFFICIENT)?;
+            let n = r.u8().map_err(|_| TPM_RC_INSUFFICIENT)?;
+            r.take(usize::from(n)).map_err(|_| TPM_RC_INSUFFICIENT)?;
         }
         if r.remaining() != 0 {
             return Err(TPM_RC_COMMAND_SIZE);
@@ -170,8 +171,8 @@ fn respond(tag: u16, rc: u32, body: &[u8]) -> Vec<u8> {
 
 impl VtpmService for VtpmDouble {
     fn send_command(&mut self, _locality: u8, command: &[u8]) -> Result<Vec<u8>, VtpmError> {
-        let mut r = TpmReader::new(command);
-        let (Some(tag), Some(size), Some(cc)) = (r.u16(), r.u32(), r.u32()) else {
+        let mut r = Reader::new(command);
+        let (Some(tag), Some(size), Some(cc)) = (r.u16().ok(), r.u32().ok(), r.u32().ok()) else {
             return Ok(respond(tpm::TPM_ST_NO_SESSIONS, TPM_RC_INSUFFICIENT, &[]));
         };
         if size as usize != command.len() {
@@ -185,7 +186,7 @@ impl VtpmService for VtpmDouble {
         let err = |rc| Ok(respond(tpm::TPM_ST_NO_SESSIONS, rc, &[]));
         match cc {
             tpm::TPM_CC_GET_RANDOM => {
-                let Some(n) = TpmReader::new(body).u16() else { return err(TPM_RC_INSUFFICIENT) };
+                let Some(n) = Reader::new(body).u16().ok() else { return err(TPM_RC_INSUFFICIENT) };
                 let n = usize::from(n).min(64);
                 let mut out = Vec::with_capacity(2 + n);
                 out.extend_from_slice(&(n as u16).to_be_bytes());
@@ -202,7 +203,7 @@ impl VtpmService for VtpmDouble {
                 }
             }
             tpm::TPM_CC_FLUSH_CONTEXT => {
-                let Some(h) = TpmReader::new(body).u32() else { return err(TPM_RC_INSUFFICIENT) };
+                let Some(h) = Reader::new(body).u32().ok() else { return err(TPM_RC_INSUFFICIENT) };
                 if self.loaded.remove(&h) {
                     Ok(respond(tpm::TPM_ST_NO_SESSIONS, 0, &[]))
                 } else {

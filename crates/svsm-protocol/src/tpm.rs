@@ -9,50 +9,55 @@ use alloc::vec::Vec;
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+// The TPM constants are svsm-vtpm's (`svsm_vtpm::marshal`), the one set in the workspace; these are their
+// names in this crate's API.
+use svsm_vtpm::MarshalError;
+use svsm_vtpm::marshal::{Reader, alg, cc, cmd, rc, rh, st};
+
 /// TPM_ST_NO_SESSIONS.
-pub const TPM_ST_NO_SESSIONS: u16 = 0x8001;
+pub const TPM_ST_NO_SESSIONS: u16 = st::NO_SESSIONS;
 /// TPM_ST_SESSIONS.
-pub const TPM_ST_SESSIONS: u16 = 0x8002;
+pub const TPM_ST_SESSIONS: u16 = st::SESSIONS;
 /// TPM_CC_CreatePrimary.
-pub const TPM_CC_CREATE_PRIMARY: u32 = 0x0000_0131;
+pub const TPM_CC_CREATE_PRIMARY: u32 = cc::CREATE_PRIMARY;
 /// TPM_CC_FlushContext.
-pub const TPM_CC_FLUSH_CONTEXT: u32 = 0x0000_0165;
+pub const TPM_CC_FLUSH_CONTEXT: u32 = cc::FLUSH_CONTEXT;
 /// TPM_CC_GetRandom.
-pub const TPM_CC_GET_RANDOM: u32 = 0x0000_017B;
+pub const TPM_CC_GET_RANDOM: u32 = cc::GET_RANDOM;
 /// TPM_CC_Startup.
-pub const TPM_CC_STARTUP: u32 = 0x0000_0144;
+pub const TPM_CC_STARTUP: u32 = cc::STARTUP;
 /// TPM_RH_ENDORSEMENT.
-pub const TPM_RH_ENDORSEMENT: u32 = 0x4000_000B;
+pub const TPM_RH_ENDORSEMENT: u32 = rh::ENDORSEMENT;
 /// TPM_RS_PW (password session).
-pub const TPM_RS_PW: u32 = 0x4000_0009;
+pub const TPM_RS_PW: u32 = rh::PASSWORD_SESSION;
 /// TPM_ALG_RSA.
-pub const TPM_ALG_RSA: u16 = 0x0001;
+pub const TPM_ALG_RSA: u16 = alg::RSA;
 /// TPM_ALG_KEYEDHASH.
-pub const TPM_ALG_KEYEDHASH: u16 = 0x0008;
+pub const TPM_ALG_KEYEDHASH: u16 = alg::KEYEDHASH;
 /// TPM_ALG_SHA256.
-pub const TPM_ALG_SHA256: u16 = 0x000B;
+pub const TPM_ALG_SHA256: u16 = alg::SHA256;
 /// TPM_ALG_SHA384.
-pub const TPM_ALG_SHA384: u16 = 0x000C;
+pub const TPM_ALG_SHA384: u16 = alg::SHA384;
 /// TPM_ALG_SHA512.
-pub const TPM_ALG_SHA512: u16 = 0x000D;
+pub const TPM_ALG_SHA512: u16 = alg::SHA512;
 /// TPM_ALG_NULL.
-pub const TPM_ALG_NULL: u16 = 0x0010;
+pub const TPM_ALG_NULL: u16 = alg::NULL;
 /// TPM_ALG_RSAES (its scheme details are empty).
-pub const TPM_ALG_RSAES: u16 = 0x0015;
+pub const TPM_ALG_RSAES: u16 = alg::RSAES;
 /// TPM_ALG_ECDAA (its scheme details carry a count).
-pub const TPM_ALG_ECDAA: u16 = 0x001A;
+pub const TPM_ALG_ECDAA: u16 = alg::ECDAA;
 /// TPM_ALG_ECC.
-pub const TPM_ALG_ECC: u16 = 0x0023;
+pub const TPM_ALG_ECC: u16 = alg::ECC;
 /// TPM_ALG_SYMCIPHER.
-pub const TPM_ALG_SYMCIPHER: u16 = 0x0025;
+pub const TPM_ALG_SYMCIPHER: u16 = alg::SYMCIPHER;
 /// TPM_ALG_XOR (keyed-hash scheme with a KDF).
-pub const TPM_ALG_XOR: u16 = 0x000A;
+pub const TPM_ALG_XOR: u16 = alg::XOR;
 /// TPM_ALG_AES.
-pub const TPM_ALG_AES: u16 = 0x0006;
+pub const TPM_ALG_AES: u16 = alg::AES;
 /// TPM_ALG_CFB.
-pub const TPM_ALG_CFB: u16 = 0x0043;
+pub const TPM_ALG_CFB: u16 = alg::CFB;
 /// TPM_RC_SUCCESS.
-pub const TPM_RC_SUCCESS: u32 = 0;
+pub const TPM_RC_SUCCESS: u32 = rc::SUCCESS;
 
 /// PolicyA-SHA256 of the EK Credential Profile (PolicySecret(TPM_RH_ENDORSEMENT)), from the vTPM crate.
 pub use svsm_vtpm::manufacture::POLICY_A_SHA256;
@@ -135,53 +140,25 @@ fn marshalled(area: svsm_vtpm::marshal::PublicArea) -> Vec<u8> {
 }
 
 /// Builds TPM2_CreatePrimary(TPM_RH_ENDORSEMENT, empty sensitive, `template`, no outside info, no PCRs) with
-/// an empty password session. Returns `None` if the template cannot be framed (longer than a TPM2B allows).
+/// an empty password session (continueSession set). Returns `None` if the template cannot be framed (longer
+/// than a TPM2B allows).
 pub fn create_primary_command(template: &[u8]) -> Option<Vec<u8>> {
-    let template_len = u16::try_from(template.len()).ok()?;
-    let mut c = Vec::with_capacity(template.len() + 43);
-    c.extend_from_slice(&TPM_ST_SESSIONS.to_be_bytes());
-    c.extend_from_slice(&0u32.to_be_bytes()); // size, patched below
-    c.extend_from_slice(&TPM_CC_CREATE_PRIMARY.to_be_bytes());
-    c.extend_from_slice(&TPM_RH_ENDORSEMENT.to_be_bytes());
-    // authorization area: size 9 = handle 4 + nonce 2 + attributes 1 + hmac 2
-    c.extend_from_slice(&9u32.to_be_bytes());
-    c.extend_from_slice(&TPM_RS_PW.to_be_bytes());
-    c.extend_from_slice(&0u16.to_be_bytes());
-    c.push(0x01); // continueSession
-    c.extend_from_slice(&0u16.to_be_bytes());
-    // inSensitive: TPM2B_SENSITIVE_CREATE { size 4, userAuth empty, data empty }
-    c.extend_from_slice(&4u16.to_be_bytes());
-    c.extend_from_slice(&0u16.to_be_bytes());
-    c.extend_from_slice(&0u16.to_be_bytes());
-    // inPublic
-    c.extend_from_slice(&template_len.to_be_bytes());
-    c.extend_from_slice(template);
-    // outsideInfo (empty TPM2B_DATA), creationPCR (empty TPML_PCR_SELECTION)
-    c.extend_from_slice(&0u16.to_be_bytes());
-    c.extend_from_slice(&0u32.to_be_bytes());
-    let size = u32::try_from(c.len()).ok()?;
-    c[2..6].copy_from_slice(&size.to_be_bytes());
-    Some(c)
+    cmd::create_primary_from(rh::ENDORSEMENT, template, SESSION_CONTINUE).ok()
 }
+
+/// TPMA_SESSION continueSession.
+const SESSION_CONTINUE: u8 = 0x01;
 
 /// Builds TPM2_FlushContext(handle).
 pub fn flush_context_command(handle: u32) -> Vec<u8> {
-    let mut c = Vec::with_capacity(14);
-    c.extend_from_slice(&TPM_ST_NO_SESSIONS.to_be_bytes());
-    c.extend_from_slice(&14u32.to_be_bytes());
-    c.extend_from_slice(&TPM_CC_FLUSH_CONTEXT.to_be_bytes());
-    c.extend_from_slice(&handle.to_be_bytes());
-    c
+    // A fixed 14-byte command: building it cannot fail.
+    cmd::flush_context(handle).unwrap_or_default()
 }
 
 /// Builds TPM2_GetRandom(bytes_requested).
 pub fn get_random_command(bytes_requested: u16) -> Vec<u8> {
-    let mut c = Vec::with_capacity(12);
-    c.extend_from_slice(&TPM_ST_NO_SESSIONS.to_be_bytes());
-    c.extend_from_slice(&12u32.to_be_bytes());
-    c.extend_from_slice(&TPM_CC_GET_RANDOM.to_be_bytes());
-    c.extend_from_slice(&bytes_requested.to_be_bytes());
-    c
+    // A fixed 12-byte command: building it cannot fail.
+    cmd::get_random(bytes_requested).unwrap_or_default()
 }
 
 /// Why a TPM response could not be used.
@@ -193,54 +170,6 @@ pub enum TpmResponseError {
     /// The TPM returned this non-zero response code.
     #[error("TPM response code {0:#x}")]
     ResponseCode(u32),
-}
-
-/// A big-endian reader over untrusted bytes; every read is bounds-checked.
-#[derive(Debug)]
-pub struct TpmReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> TpmReader<'a> {
-    /// Reads from the start of `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Self {
-        TpmReader { bytes, pos: 0 }
-    }
-    /// Bytes consumed so far.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-    /// Bytes not yet consumed.
-    pub fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
-    }
-    /// Next `n` bytes.
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.bytes.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    /// A u8.
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).and_then(|s| s.first().copied())
-    }
-    /// A big-endian u16.
-    pub fn u16(&mut self) -> Option<u16> {
-        let s = self.take(2)?;
-        Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
-    }
-    /// A big-endian u32.
-    pub fn u32(&mut self) -> Option<u32> {
-        let s = self.take(4)?;
-        Some(u32::from_be_bytes([*s.first()?, *s.get(1)?, *s.get(2)?, *s.get(3)?]))
-    }
-    /// A TPM2B: u16 size then that many bytes.
-    pub fn tpm2b(&mut self) -> Option<&'a [u8]> {
-        let n = self.u16()?;
-        self.take(usize::from(n))
-    }
 }
 
 /// A TPM response header.
@@ -256,10 +185,10 @@ pub struct ResponseHeader {
 
 /// Parses and checks a response header: size must equal the response length.
 pub fn parse_response_header(resp: &[u8]) -> Result<ResponseHeader, TpmResponseError> {
-    let mut r = TpmReader::new(resp);
-    let tag = r.u16().ok_or(TpmResponseError::Malformed)?;
-    let size = r.u32().ok_or(TpmResponseError::Malformed)?;
-    let rc = r.u32().ok_or(TpmResponseError::Malformed)?;
+    let mut r = Reader::new(resp);
+    let tag = r.u16().map_err(|_| TpmResponseError::Malformed)?;
+    let size = r.u32().map_err(|_| TpmResponseError::Malformed)?;
+    let rc = r.u32().map_err(|_| TpmResponseError::Malformed)?;
     if usize::try_from(size).ok() != Some(resp.len()) {
         return Err(TpmResponseError::Malformed);
     }
@@ -284,14 +213,14 @@ pub fn parse_create_primary_response(resp: &[u8]) -> Result<CreatedPrimary, TpmR
     if header.tag != TPM_ST_SESSIONS {
         return Err(TpmResponseError::Malformed);
     }
-    let mut r = TpmReader::new(resp);
-    r.take(10).ok_or(TpmResponseError::Malformed)?;
-    let handle = r.u32().ok_or(TpmResponseError::Malformed)?;
-    let param_size = r.u32().ok_or(TpmResponseError::Malformed)?;
+    let mut r = Reader::new(resp);
+    r.take(10).map_err(|_| TpmResponseError::Malformed)?;
+    let handle = r.u32().map_err(|_| TpmResponseError::Malformed)?;
+    let param_size = r.u32().map_err(|_| TpmResponseError::Malformed)?;
     if usize::try_from(param_size).map_or(true, |p| p > r.remaining()) {
         return Err(TpmResponseError::Malformed);
     }
-    let public = r.tpm2b().ok_or(TpmResponseError::Malformed)?;
+    let public = r.tpm2b().map_err(|_| TpmResponseError::Malformed)?;
     if public.is_empty() {
         return Err(TpmResponseError::Malformed);
     }
@@ -304,9 +233,9 @@ pub fn parse_get_random_response(resp: &[u8]) -> Result<Vec<u8>, TpmResponseErro
     if header.rc != TPM_RC_SUCCESS {
         return Err(TpmResponseError::ResponseCode(header.rc));
     }
-    let mut r = TpmReader::new(resp);
-    r.take(10).ok_or(TpmResponseError::Malformed)?;
-    let bytes = r.tpm2b().ok_or(TpmResponseError::Malformed)?;
+    let mut r = Reader::new(resp);
+    r.take(10).map_err(|_| TpmResponseError::Malformed)?;
+    let bytes = r.tpm2b().map_err(|_| TpmResponseError::Malformed)?;
     if r.remaining() != 0 {
         return Err(TpmResponseError::Malformed);
     }
@@ -374,67 +303,67 @@ pub enum PublicParseError {
     UnknownType(u16),
 }
 
-fn sym_def_object(r: &mut TpmReader<'_>) -> Option<u16> {
+fn sym_def_object(r: &mut Reader<'_>) -> Result<u16, MarshalError> {
     let alg = r.u16()?;
     if alg != TPM_ALG_NULL {
         r.u16()?; // keyBits
         r.u16()?; // mode
     }
-    Some(alg)
+    Ok(alg)
 }
 
 /// Parses one marshalled TPMT_PUBLIC that must span `bytes` exactly.
 pub fn parse_tpmt_public(bytes: &[u8]) -> Result<TpmtPublic, PublicParseError> {
     use PublicParseError::Truncated;
-    let mut r = TpmReader::new(bytes);
-    let object_type = r.u16().ok_or(Truncated)?;
-    let name_alg = r.u16().ok_or(Truncated)?;
-    let object_attributes = r.u32().ok_or(Truncated)?;
-    let auth_policy = r.tpm2b().ok_or(Truncated)?.to_vec();
+    let mut r = Reader::new(bytes);
+    let object_type = r.u16().map_err(|_| Truncated)?;
+    let name_alg = r.u16().map_err(|_| Truncated)?;
+    let object_attributes = r.u32().map_err(|_| Truncated)?;
+    let auth_policy = r.tpm2b().map_err(|_| Truncated)?.to_vec();
     let (symmetric_alg, scheme, key) = match object_type {
         TPM_ALG_RSA => {
-            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
-            let scheme = r.u16().ok_or(Truncated)?;
+            let sym = sym_def_object(&mut r).map_err(|_| Truncated)?;
+            let scheme = r.u16().map_err(|_| Truncated)?;
             if scheme != TPM_ALG_NULL && scheme != TPM_ALG_RSAES {
-                r.u16().ok_or(Truncated)?; // hashAlg
+                r.u16().map_err(|_| Truncated)?; // hashAlg
             }
-            let key_bits = r.u16().ok_or(Truncated)?;
-            let exponent = r.u32().ok_or(Truncated)?;
-            let modulus = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let key_bits = r.u16().map_err(|_| Truncated)?;
+            let exponent = r.u32().map_err(|_| Truncated)?;
+            let modulus = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (sym, scheme, PublicKey::Rsa { key_bits, exponent, modulus })
         }
         TPM_ALG_ECC => {
-            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
-            let scheme = r.u16().ok_or(Truncated)?;
+            let sym = sym_def_object(&mut r).map_err(|_| Truncated)?;
+            let scheme = r.u16().map_err(|_| Truncated)?;
             if scheme != TPM_ALG_NULL {
-                r.u16().ok_or(Truncated)?; // hashAlg
+                r.u16().map_err(|_| Truncated)?; // hashAlg
                 if scheme == TPM_ALG_ECDAA {
-                    r.u16().ok_or(Truncated)?; // count
+                    r.u16().map_err(|_| Truncated)?; // count
                 }
             }
-            let curve = r.u16().ok_or(Truncated)?;
-            let kdf = r.u16().ok_or(Truncated)?;
+            let curve = r.u16().map_err(|_| Truncated)?;
+            let kdf = r.u16().map_err(|_| Truncated)?;
             if kdf != TPM_ALG_NULL {
-                r.u16().ok_or(Truncated)?;
+                r.u16().map_err(|_| Truncated)?;
             }
-            let x = r.tpm2b().ok_or(Truncated)?.to_vec();
-            let y = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let x = r.tpm2b().map_err(|_| Truncated)?.to_vec();
+            let y = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (sym, scheme, PublicKey::Ecc { curve, x, y })
         }
         TPM_ALG_KEYEDHASH => {
-            let scheme = r.u16().ok_or(Truncated)?;
+            let scheme = r.u16().map_err(|_| Truncated)?;
             if scheme != TPM_ALG_NULL {
-                r.u16().ok_or(Truncated)?; // hashAlg
+                r.u16().map_err(|_| Truncated)?; // hashAlg
                 if scheme == TPM_ALG_XOR {
-                    r.u16().ok_or(Truncated)?; // kdf
+                    r.u16().map_err(|_| Truncated)?; // kdf
                 }
             }
-            let unique = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let unique = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (TPM_ALG_NULL, scheme, PublicKey::Other { unique })
         }
         TPM_ALG_SYMCIPHER => {
-            let sym = sym_def_object(&mut r).ok_or(Truncated)?;
-            let unique = r.tpm2b().ok_or(Truncated)?.to_vec();
+            let sym = sym_def_object(&mut r).map_err(|_| Truncated)?;
+            let unique = r.tpm2b().map_err(|_| Truncated)?.to_vec();
             (sym, TPM_ALG_NULL, PublicKey::Other { unique })
         }
         other => return Err(PublicParseError::UnknownType(other)),
@@ -498,6 +427,15 @@ mod tests {
         assert_eq!(&c[33..35], &[0x01, 0x3A]);
         assert_eq!(&c[35..35 + 314], &t[..]);
         assert!(create_primary_command(&alloc::vec![0; 70000]).is_none());
+    }
+
+    #[test]
+    fn small_commands_keep_their_bytes() {
+        assert_eq!(
+            flush_context_command(0x8000_0001),
+            [0x80, 0x01, 0, 0, 0, 14, 0, 0, 0x01, 0x65, 0x80, 0, 0, 0x01]
+        );
+        assert_eq!(get_random_command(32), [0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7B, 0, 32]);
     }
 
     #[test]

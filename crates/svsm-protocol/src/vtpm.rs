@@ -1,33 +1,54 @@
 //! vTPM protocol (protocol 2): SVSM_VTPM_QUERY and SVSM_VTPM_CMD carrying ms-tpm platform commands in a
-//! 4 KiB buffer (only TPM_SEND_COMMAND is offered).
+//! 4 KiB buffer (only TPM_SEND_COMMAND is offered). The page itself is parsed and written by
+//! `svsm_vtpm::svsm_page`, the one handler of its layout.
 
 use crate::api::GuestMemory;
 use crate::dispatch::{Registers, Svsm};
 use crate::error::{SvsmError, VtpmError};
 use crate::memory::read_array;
+use svsm_vtpm::FrameError;
+use svsm_vtpm::svsm_page::{self, PageError};
 
 /// SVSM_VTPM_QUERY.
 pub const VTPM_QUERY: u32 = 0;
 /// SVSM_VTPM_CMD.
 pub const VTPM_CMD: u32 = 1;
 /// ms-tpm platform command TPM_SEND_COMMAND.
-pub const TPM_SEND_COMMAND: u32 = 8;
+pub use svsm_vtpm::svsm_page::SEND_COMMAND as TPM_SEND_COMMAND;
 /// The response sent instead of one larger than [`MAX_TPM_RESPONSE`]: TPM_ST_NO_SESSIONS, 10 bytes,
 /// TPM_RC_SIZE (0x095).
 pub const TPM_RC_SIZE_RESPONSE: [u8; 10] = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0x95];
 /// TPM2_ChangeEPS: replaces the endorsement primary seed (and so the EK).
-pub const TPM_CC_CHANGE_EPS: u32 = 0x0000_0124;
-/// Size of the request/response buffer.
-pub const VTPM_BUFFER_SIZE: usize = 4096;
+pub const TPM_CC_CHANGE_EPS: u32 = svsm_vtpm::marshal::cc::CHANGE_EPS;
 /// Largest TPM command that fits after the 9-byte request header.
-pub const MAX_TPM_COMMAND: usize = VTPM_BUFFER_SIZE - 9;
+pub use svsm_vtpm::svsm_page::MAX_COMMAND as MAX_TPM_COMMAND;
 /// Largest TPM response that fits after the 4-byte response header.
-pub const MAX_TPM_RESPONSE: usize = VTPM_BUFFER_SIZE - 4;
+pub use svsm_vtpm::svsm_page::MAX_RESPONSE as MAX_TPM_RESPONSE;
+/// Size of the request/response buffer.
+pub use svsm_vtpm::svsm_page::PAGE_SIZE as VTPM_BUFFER_SIZE;
 
-/// ms-tpm platform command numbers that exist but that this SVSM does not offer (answered UNSUPPORTED_CALL;
-/// any other number is INVALID_PARAMETER).
-const KNOWN_PLATFORM_COMMANDS: &[u32] =
-    &[1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 25, 30];
+/// The SVSM error for a page the vTPM page parser (`svsm_vtpm::svsm_page`, the one parser of this page)
+/// refused.
+fn page_error(e: PageError) -> SvsmError {
+    match e {
+        PageError::UnsupportedCall(call) => SvsmError::UnsupportedCall { protocol: 2, call },
+        PageError::InvalidParameter(FrameError::UnknownCommand(_)) => {
+            SvsmError::InvalidParameter("unknown vTPM platform command")
+        }
+        PageError::InvalidParameter(FrameError::InvalidField { .. }) => {
+            SvsmError::InvalidParameter("locality must be 0")
+        }
+        PageError::InvalidParameter(FrameError::Oversize { .. }) => {
+            SvsmError::InvalidParameter("TPM command larger than 4087 bytes")
+        }
+        PageError::InvalidParameter(FrameError::Undersize { .. }) => {
+            SvsmError::InvalidParameter("TPM command shorter than its 10-byte header")
+        }
+        PageError::InvalidParameter(_) => SvsmError::InvalidParameter("bad size"),
+        PageError::InvalidRequest(_) => SvsmError::InvalidRequest("the vTPM cannot serve requests"),
+        PageError::ResponseTooLarge(_) => SvsmError::InvalidRequest("TPM response larger than the buffer"),
+    }
+}
 
 impl Svsm {
     pub(crate) fn vtpm_call(
@@ -51,22 +72,8 @@ impl Svsm {
                 self.check_guest_range(mem, gpa, VTPM_BUFFER_SIZE as u64)?;
                 // One copy of the whole buffer: the command size is read from it, never re-fetched.
                 let buf = read_array::<VTPM_BUFFER_SIZE>(mem, gpa)?;
-                let platform_command = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                if platform_command != TPM_SEND_COMMAND {
-                    return Err(if KNOWN_PLATFORM_COMMANDS.contains(&platform_command) {
-                        SvsmError::UnsupportedCall { protocol: 2, call: platform_command }
-                    } else {
-                        SvsmError::InvalidParameter("unknown vTPM platform command")
-                    });
-                }
-                if buf[4] != 0 {
-                    return Err(SvsmError::InvalidParameter("locality must be 0"));
-                }
-                let size = u32::from_le_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
-                if size > MAX_TPM_COMMAND {
-                    return Err(SvsmError::InvalidParameter("TPM command larger than 4087 bytes"));
-                }
-                let command = buf.get(9..9 + size).ok_or(SvsmError::InvalidParameter("bad size"))?;
+                let request = svsm_page::parse_request(&buf[..]).map_err(page_error)?;
+                let command = request.command;
                 let vtpm = self.vtpm.as_mut().ok_or(SvsmError::UnsupportedProtocol(2))?;
                 let response = vtpm.send_command(0, command).map_err(|e| match e {
                     VtpmError::NotAvailable => SvsmError::InvalidRequest("the vTPM is not powered on"),
@@ -86,10 +93,11 @@ impl Svsm {
                 } else {
                     response
                 };
-                let mut out = alloc::vec::Vec::with_capacity(4 + response.len());
-                out.extend_from_slice(&(response.len() as u32).to_le_bytes());
-                out.extend_from_slice(&response);
-                mem.write(gpa, &out)?;
+                let mut page = [0u8; VTPM_BUFFER_SIZE];
+                svsm_page::write_response(&mut page, &response).map_err(page_error)?;
+                // Only the size and the response go back, as before: the rest of the guest's buffer is left
+                // as the guest wrote it.
+                mem.write(gpa, &page[..svsm_page::RESPONSE_HEADER + response.len()])?;
                 Ok(())
             }
             _ => Err(SvsmError::UnsupportedCall { protocol: 2, call }),

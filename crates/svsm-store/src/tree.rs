@@ -790,3 +790,82 @@ pub(crate) fn write_table<D: BlockDevice>(
     }
     Ok((level_nodes[0].1, level, blocks))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KeyContext;
+    use crate::crypto::StoreKey;
+    use crate::rng::SeededRandom;
+    use svsm_block::MemDisk;
+
+    const OBJECT: u64 = 7;
+
+    /// A depth-1 object forged with the volume keys (as only a key holder could): one level-1 index node
+    /// born at `node_birth` at block 4 whose only child, a data block at block 3, was born at `data_birth`.
+    /// Returns the result of an fsck-style descent from the node.
+    fn descend(node_birth: u64, data_birth: u64) -> Result<(), StoreError> {
+        let root = StoreKey::from_bytes([9; 32]);
+        let ctx = KeyContext {
+            volume_id: &[1; 16],
+            kdf_salt: &[2; 32],
+            format_major: FORMAT_MAJOR,
+            aead_alg: 1,
+            kdf_alg: 1,
+            block_size_log2: 12,
+            incompat: 0,
+            key_epoch: 0,
+        };
+        let keys = VolumeKeys::derive(&root, &ctx);
+        let mut disk = MemDisk::new(BLOCK_SIZE as u32, 16).unwrap();
+        let mut vol = Vol {
+            dev: &mut disk,
+            keys: &keys,
+            volume_id: [1; 16],
+            num_blocks: 16,
+            sectors_per_block: 1,
+            key_epoch: 0,
+        };
+        let mut rng = SeededRandom::new(1);
+        let mut data = new_block();
+        data.fill(0x5A);
+        let data_ptr = vol.seal(&mut rng, node_type::DATA, 0, 3, OBJECT, 0, data_birth, &mut data).unwrap();
+        vol.write_raw(3, &data[..], WriteMode::Cached).unwrap();
+        let mut node = new_block();
+        let header = NodeHeader {
+            node_type: node_type::INDEX,
+            node_version: NODE_VERSION,
+            level: 1,
+            reserved: 0,
+            count: 1.into(),
+            object_id: OBJECT.into(),
+        };
+        node[..16].copy_from_slice(header.as_bytes());
+        node[16..64].copy_from_slice(data_ptr.as_bytes());
+        let node_ptr = vol.seal(&mut rng, node_type::INDEX, 1, 4, OBJECT, 0, node_birth, &mut node).unwrap();
+        vol.write_raw(4, &node[..], WriteMode::Cached).unwrap();
+        let mut visit = Visit {
+            check: DataCheck::All,
+            generation: 9,
+            want: 0..1,
+            sink: None,
+            all_nodes: true,
+            extent: None,
+            kinds: None,
+        };
+        let mut scratch = Vec::new();
+        visit_subtree(&mut vol, &mut visit, OBJECT, &node_ptr, 1, 0, 1, &mut scratch, &mut |_| {})
+    }
+
+    #[test]
+    fn data_child_born_after_its_index_node_is_corrupt() {
+        assert!(descend(5, 5).is_ok(), "same birth is the normal case");
+        assert!(descend(5, 3).is_ok(), "an older data block under a rewritten node is normal");
+        match descend(3, 5) {
+            Err(StoreError::Corrupt {
+                structure: Structure::DataBlock { object: OBJECT, index: 0 }, ..
+            }) => {}
+            other => panic!("expected Corrupt on the data block, got {other:?}"),
+        }
+    }
+}

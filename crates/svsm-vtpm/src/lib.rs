@@ -16,6 +16,9 @@
 //! * [`swtpm_state`]: swtpm's state-directory file format (plain or `--key`-encrypted `tpm2-00.permall`), for
 //!   importing a swtpm TPM and exporting one swtpm runs.
 //! * [`MemNvStorage`]: RAM-backed NV storage, for staging a manufacture before one durable commit, and tests.
+//! * With feature `test-utils` (never a default), `double::TpmDouble`: a **test double** of a TPM engine that
+//!   keeps the [`TpmEngine`] contract (NV durable before the response, power, state) and answers in TPM wire
+//!   format, so [`Vtpm`] and [`manufacture`] are tested without libtpms. Production uses `svsm-libtpms`.
 //! * With feature `store`, `store_nv::StoreNvStorage`: NV blobs as objects of the secure store (`svsm-store`),
 //!   each NV commit one durable store transaction.
 //! * With feature `stateblob`, `stateblob`: the sealed state blobs of migration and snapshots (swtpm
@@ -25,6 +28,8 @@
 extern crate alloc;
 
 pub mod api;
+#[cfg(feature = "test-utils")]
+pub mod double;
 pub mod error;
 pub mod fuzzing;
 pub mod manufacture;

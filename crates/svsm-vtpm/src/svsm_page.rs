@@ -40,9 +40,11 @@ pub mod result {
     pub const INVALID_REQUEST: u64 = 0x8000_0006;
 }
 
-/// Platform command numbers of the mssim protocol the spec reuses; any of these other than SEND_COMMAND is
-/// "known but unsupported" rather than invalid.
-const KNOWN_PLATFORM_COMMANDS: [u32; 17] = [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+/// Platform command numbers of the mssim protocol the spec reuses (signals 1-7 and 9-21, command/response
+/// sizes 25, test failure mode 30); any of these other than SEND_COMMAND is "known but unsupported"
+/// (UNSUPPORTED_CALL) rather than invalid (INVALID_PARAMETER). The SVSM dispatcher answers from this list.
+pub const KNOWN_PLATFORM_COMMANDS: [u32; 22] =
+    [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 25, 30];
 
 /// Why a page request failed; each maps to the SVSM result code the guest sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,6 +189,22 @@ mod tests {
         assert!(parse_request(&page_with(8, 0, 4087, &cmd)).is_ok());
         assert!(parse_request(&page_with(8, 0, 3, &cmd)).is_err());
         assert!(parse_request(&p[..20]).is_err());
+    }
+
+    #[test]
+    fn every_platform_command_is_served_known_or_unknown() {
+        let cmd = crate::marshal::cmd::get_random(8).unwrap();
+        for platform in (0u32..=64).chain([100, 0x8000_0008, u32::MAX]) {
+            let page = page_with(platform, 0, cmd.len() as u32, &cmd);
+            let got = parse_request(&page);
+            match platform {
+                8 => assert_eq!(got.unwrap().command, &cmd[..]),
+                1..=7 | 9..=21 | 25 | 30 => {
+                    assert_eq!(got.unwrap_err(), PageError::UnsupportedCall(platform))
+                }
+                _ => assert_eq!(got.unwrap_err().svsm_result(), result::INVALID_PARAMETER, "{platform}"),
+            }
+        }
     }
 
     #[test]

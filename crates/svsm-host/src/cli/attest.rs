@@ -15,12 +15,14 @@ use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, si
 use svsm_igvm::{ReferenceValues, ReportClaims};
 use svsm_protocol::guest::{DirectTransport, Guest};
 use svsm_protocol::guid::{
-    CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID,
+    CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID, SERVICES_MANIFEST_GUID, VTPM_SERVICE_GUID,
 };
 use svsm_protocol::manifest::parse_certificate_table;
 use svsm_protocol::{Guid, VecGuestMemory};
 use x509_cert::Certificate;
 
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
     /// Produce evidence as a guest would get it through SVSM_ATTEST_SERVICES, on the *simulated* SNP
@@ -49,8 +51,9 @@ pub enum AttestCommand {
     },
     /// Verify an SVSM services attestation: ARK -> ASK -> VCEK chain against a trusted ARK (signatures,
     /// validity periods, CA constraints, optional AMD CRLs), the report signature and TCB, the guest policy
-    /// (DEBUG and MIGRATE_MA guests refused unless allowed), VMPL, REPORT_DATA = SHA-512(nonce || manifest),
-    /// the services manifest; prints the vTPM's EK public key and EK Name. Exit status 0 = accepted,
+    /// (DEBUG and MIGRATE_MA guests refused unless allowed), VMPL, the REPORT_DATA binding (SHA-512(nonce ||
+    /// manifest) for ATTEST_SERVICES; for a single-service request also the service GUID, manifest version
+    /// and selector: give --single-service or --service-guid), the manifest; prints the vTPM's EK public key and EK Name. Exit status 0 = accepted,
     /// 1 = rejected.
     Verify {
         /// The raw 1184-byte attestation report (configfs-tsm outblob).
@@ -74,7 +77,21 @@ pub enum AttestCommand {
         /// The GHCB certificate table returned with an extended report (configfs-tsm auxblob).
         #[arg(long)]
         certs: Option<PathBuf>,
-        /// Selector file of an ATTEST_SINGLE_SERVICE_EX request (vTPM service, manifest version 0).
+        /// The evidence came from ATTEST_SINGLE_SERVICE(_EX) for the vTPM service (as `attest simulate
+        /// --single-service` or `guest attest --service-guid` with the vTPM GUID produce). This SVSM binds
+        /// the service GUID and manifest version into a single-service REPORT_DATA (docs/svsm-protocols.md),
+        /// so the verifier must be told what was asked for; without this, `--service-guid` or `--selector`
+        /// the evidence must be an ATTEST_SERVICES one.
+        #[arg(long, conflicts_with = "service_guid")]
+        single_service: bool,
+        /// The evidence came from ATTEST_SINGLE_SERVICE(_EX) for this service GUID.
+        #[arg(long)]
+        service_guid: Option<String>,
+        /// The manifest version the single-service request asked for.
+        #[arg(long, default_value_t = 0)]
+        manifest_version: u32,
+        /// Selector file of an ATTEST_SINGLE_SERVICE_EX request (implies --single-service unless
+        /// --service-guid names another service).
         #[arg(long)]
         selector: Option<PathBuf>,
         /// Require this VMPL in the report (the SVSM attests at VMPL 0).
@@ -153,6 +170,9 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
             ark,
             chain,
             certs,
+            single_service,
+            service_guid,
+            manifest_version,
             selector,
             vmpl,
             crl,
@@ -185,7 +205,16 @@ pub fn run(cmd: AttestCommand) -> anyhow::Result<ExitCode> {
                 (None, Some(m)) => Some(hex_array("--measurement", &m)?),
                 (None, None) => None,
             };
-            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, selector, &policy, reference)
+            let service = match service_guid {
+                Some(g) => Some(
+                    Guid::parse(&g)
+                        .context("--service-guid must look like c476f1eb-0123-45a5-9641-b4e7dde5bfe3")?,
+                ),
+                None if single_service || selector.is_some() => Some(VTPM_SERVICE_GUID),
+                None => None,
+            };
+            let request = Request { service, manifest_version, selector };
+            verify(&report, &manifest, nonce, nonce_file, &ark, chain, certs, request, &policy, reference)
         }
     }
 }
@@ -240,10 +269,20 @@ fn simulate(
     write("chain.pem", format!("{}{}", pem(&roots.ask)?, pem(&vcek)?).as_bytes())?;
     println!("wrote report.bin, manifest.bin, nonce.bin, certs.bin, ark.pem, chain.pem to {}", out.display());
     println!(
-        "try: svsm-host attest verify --report {0}/report.bin --manifest {0}/manifest.bin --nonce-file {0}/nonce.bin --ark {0}/ark.pem --certs {0}/certs.bin",
-        out.display()
+        "try: svsm-host attest verify --report {0}/report.bin --manifest {0}/manifest.bin --nonce-file {0}/nonce.bin --ark {0}/ark.pem --certs {0}/certs.bin{1}",
+        out.display(),
+        if single_service { " --single-service" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the relying party asked the SVSM for: the verifier checks the report is bound to exactly this.
+struct Request {
+    /// `Some`: ATTEST_SINGLE_SERVICE(_EX) for this service; `None`: ATTEST_SERVICES.
+    service: Option<Guid>,
+    manifest_version: u32,
+    /// The selector file of an EX request.
+    selector: Option<PathBuf>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -255,7 +294,7 @@ fn verify(
     ark: &Path,
     chain: Option<PathBuf>,
     certs: Option<PathBuf>,
-    selector: Option<PathBuf>,
+    request: Request,
     policy: &VerifierPolicy,
     reference: Option<ReferenceValues>,
 ) -> anyhow::Result<ExitCode> {
@@ -294,12 +333,23 @@ fn verify(
         }
         (None, None) => bail!("give the ASK and VCEK with --chain PEM or --certs TABLE"),
     };
-    let selector = selector.map(|p| read(&p)).transpose()?;
+    let selector = request.selector.as_deref().map(read).transpose()?;
+    if request.service.is_none() && !manifest.starts_with(SERVICES_MANIFEST_GUID.as_bytes()) {
+        println!(
+            "verdict: REJECTED: the manifest is not a services manifest (ATTEST_SERVICES); if the evidence \
+             came from a single-service request, say which: --single-service (the vTPM) or --service-guid GUID, \
+             and --manifest-version N if not 0"
+        );
+        return Ok(ExitCode::from(1));
+    }
     let evidence = Evidence {
         report: &report,
         manifest: &manifest,
         nonce: &nonce,
-        selector: selector.as_deref().map(|s| (VTPM_SERVICE_GUID, 0, s)),
+        // The report binds the service GUID, manifest version and selector of a single-service request.
+        selector: request
+            .service
+            .map(|guid| (guid, request.manifest_version, selector.as_deref().unwrap_or_default())),
         trusted_ark: &trusted,
         ark: &chain_ark,
         ask: &ask,
