@@ -225,4 +225,34 @@ mod tests {
         let e = SimulatedPlatformIdentity::load(&path).unwrap_err().to_string();
         assert!(e.contains("not a simulated platform identity"), "{e}");
     }
+
+    /// The identity file is a state file the host could damage: every truncation and a spread of byte flips is
+    /// an error or a load, never a panic, and no truncation is accepted.
+    #[test]
+    fn damaged_identity_files_never_panic_and_truncations_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(PLATFORM_FILE);
+        SimulatedPlatformIdentity::load_or_create(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let damaged = tmp.path().join("damaged.pem");
+        let try_load = |bytes: &[u8]| {
+            let _ = std::fs::remove_file(&damaged);
+            std::fs::write(&damaged, bytes).unwrap();
+            std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::panic::catch_unwind(|| SimulatedPlatformIdentity::load(&damaged).map(|_| ()))
+                .expect("loading a damaged identity file panicked")
+        };
+        let step = good.len() / 40;
+        for cut in (0..good.len() - 1).step_by(step) {
+            assert!(try_load(&good[..cut]).is_err(), "a file truncated to {cut} bytes was accepted");
+        }
+        let mut flips = 0;
+        for at in (0..good.len()).step_by(step / 3 + 1) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x55;
+            let _ = try_load(&bad);
+            flips += 1;
+        }
+        assert!(flips > 100, "only {flips} flips tried");
+    }
 }
