@@ -101,12 +101,13 @@ impl LedgerMode {
     }
 }
 
-/// The clock that measures [`LedgerMode::Window`]: milliseconds from an arbitrary origin, never decreasing.
+/// The local monotonic clock that measures [`LedgerMode::Window`]: milliseconds from an arbitrary origin,
+/// never decreasing.
 ///
-/// It must be one the host cannot run slow: in an SVSM a Secure-TSC-based counter, or the ledger service's
-/// authenticated time carried forward by such a counter (`svsm_ledger::TrustedClock`); on a host
-/// [`crate::clock::MonotonicClock`]. A clock the host could stall would stretch the window; the store never
-/// consults the host's wall clock.
+/// Where the ledger carries authenticated time ([`Ledger::trusted_time_ms`], the ledger service), the store
+/// measures the window on that time and uses this clock only to carry it forward between replies; otherwise
+/// on this clock alone. It must be one the host cannot run slow: in an SVSM a Secure-TSC-based counter; on
+/// a host [`crate::clock::MonotonicClock`]. The store never consults the host's wall clock.
 pub trait Clock: core::fmt::Debug + Send {
     /// The current time in milliseconds; never less than a value returned before.
     fn now_ms(&mut self) -> u64;

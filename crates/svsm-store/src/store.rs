@@ -167,6 +167,40 @@ impl State {
     }
 }
 
+/// The time window mode measures: the ledger's authenticated time where it has one, carried forward by the
+/// local monotonic [`Clock`] between replies; the local clock alone otherwise. Never decreases.
+#[derive(Debug)]
+struct WindowClock {
+    local: Box<dyn Clock>,
+    /// The latest trusted time seen and the local reading when it was first seen.
+    base: Option<(u64, u64)>,
+    last: u64,
+}
+
+impl WindowClock {
+    fn new(local: Box<dyn Clock>) -> Self {
+        WindowClock { local, base: None, last: 0 }
+    }
+
+    /// Now, given the ledger's latest trusted time. A reply delayed by the host makes this lag real time
+    /// by the delay, but the lag can only shrink afterwards (the reading never goes back), so a delay never
+    /// lengthens a window; switching from local-only to trusted time jumps forward (an early advance).
+    fn now_ms(&mut self, trusted: Option<u64>) -> u64 {
+        let local = self.local.now_ms();
+        if let Some(t) = trusted
+            && self.base.is_none_or(|(bt, _)| bt != t)
+        {
+            self.base = Some((t, local));
+        }
+        let now = match self.base {
+            Some((t, at)) => t.saturating_add(local.saturating_sub(at)),
+            None => local,
+        };
+        self.last = self.last.max(now);
+        self.last
+    }
+}
+
 /// An open secure-store volume on device `D`, anchored in ledger `L`.
 pub struct Store<D: BlockDevice, L: Ledger> {
     dev: D,
@@ -186,7 +220,7 @@ pub struct Store<D: BlockDevice, L: Ledger> {
     /// tell descendants from forks. (Strict mode advances the ledger on every commit and never moves it.)
     anchor: LedgerRecord,
     /// Window mode: the clock, and its reading when the ledger last moved (the window's start).
-    clock: Option<Box<dyn Clock>>,
+    clock: Option<WindowClock>,
     advanced_at_ms: u64,
     /// Blocks sealed under the volume key: the superblock's count at open plus every seal since, committed
     /// or not (a nonce drawn is spent whether or not its transaction commits).
@@ -408,7 +442,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
 
     /// Opens a volume, accepting exactly the states the ledger allows, and verifies its tree.
     ///
-    /// See `docs/store-format.md` ("Open") for the rules. Never modifies the device; in boot-epoch mode (and
+    /// See `docs/store-format.md` ("Open") for the rules. Window mode (read-write) ends open with a boot
+    /// commit: one new generation, the ledger moved to it. Otherwise never modifies the device; in boot-epoch mode (and
     /// on enrolment) it advances the ledger to the opened generation.
     pub fn open(dev: D, key: &StoreKey, ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
         Self::open_inner(dev, key, ledger, options, false)
@@ -430,10 +465,10 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         let volume = VolumeId(first.volume_id);
         let mode = LedgerMode::from_fields(first.ledger_mode, first.window_seconds.get())
             .ok_or(StoreError::Internal("mode checked"))?;
-        let mut clock = options.clock.take();
+        let mut clock = options.clock.take().map(WindowClock::new);
         #[cfg(feature = "std")]
         if clock.is_none() && matches!(mode, LedgerMode::Window { .. }) {
-            clock = Some(Box::new(crate::clock::MonotonicClock::new()));
+            clock = Some(WindowClock::new(Box::new(crate::clock::MonotonicClock::new())));
         }
         if clock.is_none() && matches!(mode, LedgerMode::Window { .. }) && !options.read_only {
             return Err(StoreError::InvalidParams("a window-mode volume needs a clock to open read-write"));
@@ -564,6 +599,9 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         let state = chosen.ok_or(last_err.unwrap_or(StoreError::Internal("no candidate walked")))?;
         report.generation = state.sb.generation.get();
 
+        // Window mode, read-write: the ledger moves at the boot commit below instead (one round trip).
+        let boot_commit = matches!(mode, LedgerMode::Window { .. }) && !options.read_only && !detached;
+        let mut anchor = state.record();
         if let Some(expected) = advance_from {
             let new = state.record();
             if expected != Some(new) {
@@ -572,6 +610,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                     if expected.is_none() {
                         return Err(StoreError::ReadOnly);
                     }
+                } else if let (true, Some(held)) = (boot_commit, expected) {
+                    anchor = held;
                 } else {
                     cas(&mut ledger, &volume, expected.as_ref(), &new)?;
                 }
@@ -579,11 +619,10 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         }
         tracing::debug!(volume = %volume, generation = report.generation, ?report, "opened secure-store volume");
         let cursor = FIRST_DATA_BLOCK;
-        let anchor = state.record();
         // The window starts when open has moved the ledger to the opened generation.
-        let advanced_at_ms = clock.as_mut().map_or(0, |c| c.now_ms());
+        let advanced_at_ms = clock.as_mut().map_or(0, |c| c.now_ms(ledger.trusted_time_ms()));
         let seal_count = state.sb.seal_count.get();
-        Ok(Store {
+        let mut store = Store {
             dev,
             ledger,
             keys,
@@ -600,7 +639,20 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             seal_count,
             cursor,
             report,
-        })
+        };
+        if boot_commit {
+            // A boot boundary the host cannot undo: a new generation (the opened objects under a freshly
+            // sealed table, so its hash is unique to this boot), and the ledger moved to it before open
+            // returns. Without it a run opened at exactly the ledger's record would share its anchor with the
+            // run before, whose later images would then still be accepted after this run crashes.
+            let mut tx = store.begin();
+            tx.force = true;
+            tx.commit()?;
+            if store.pending.is_some() {
+                return Err(StoreError::Internal("boot commit left pending"));
+            }
+        }
+        Ok(store)
     }
 
     /// What open found.
@@ -771,7 +823,14 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
 
     /// Starts a transaction. Nothing is visible to `get` or durable until [`Transaction::commit`].
     pub fn begin(&mut self) -> Transaction<'_, D, L> {
-        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0, run: Vec::new() }
+        Transaction {
+            store: self,
+            changes: BTreeMap::new(),
+            alloc: None,
+            seals: 0,
+            run: Vec::new(),
+            force: false,
+        }
     }
 
     /// Settles a commit whose ledger acknowledgement was lost (strict, or a window advance): asks the ledger
@@ -804,19 +863,29 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
     }
 
     /// The latest authenticated time the ledger has given this volume's client (ms since the Unix epoch),
-    /// if the ledger carries one (the ledger service does). For the vTPM's clock and for policy.
+    /// if the ledger carries one (the ledger service does; it refuses a reply older than one already seen).
+    /// For the vTPM's clock and for policy ("not after"): it is the service's time when that reply was sent,
+    /// so it lags real time by the reply's transit and by the time since the last ledger exchange.
     pub fn trusted_time_ms(&self) -> Option<u64> {
         self.ledger.trusted_time_ms()
+    }
+
+    /// Window mode: the window clock now, i.e. [`Store::trusted_time_ms`] carried forward by the local
+    /// monotonic clock since that reply (or the local clock alone if the ledger carries no time). `None`
+    /// in other modes.
+    pub fn window_clock_ms(&mut self) -> Option<u64> {
+        let trusted = self.ledger.trusted_time_ms();
+        self.clock.as_mut().map(|c| c.now_ms(trusted))
     }
 
     /// Window mode: how long ago (on the store's clock) the ledger last moved, and whether commits made
     /// since are still unprotected (a host could roll them back). `None` in other modes.
     pub fn window_status(&mut self) -> Option<(u64, bool)> {
-        let clock = self.clock.as_mut()?;
         if !matches!(self.mode, LedgerMode::Window { .. }) {
             return None;
         }
-        let age = clock.now_ms().saturating_sub(self.advanced_at_ms);
+        let trusted = self.ledger.trusted_time_ms();
+        let age = self.clock.as_mut()?.now_ms(trusted).saturating_sub(self.advanced_at_ms);
         Some((age, self.state.record() != self.anchor))
     }
 
@@ -830,8 +899,9 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             return Ok(false);
         }
         self.sync_ledger()?;
+        let trusted = self.ledger.trusted_time_ms();
         let Some(clock) = self.clock.as_mut() else { return Ok(false) };
-        let now = clock.now_ms();
+        let now = clock.now_ms(trusted);
         let new = self.state.record();
         if new == self.anchor || now.saturating_sub(self.advanced_at_ms) < u64::from(seconds) * 1000 {
             return Ok(false);
@@ -996,6 +1066,8 @@ pub struct Transaction<'s, D: BlockDevice, L: Ledger> {
     seals: u64,
     /// Write buffer reused by every put of the transaction (ciphertext only).
     run: Vec<u8>,
+    /// Window mode's boot commit: commit even without changes, and advance the ledger whatever the clock.
+    force: bool,
 }
 
 impl<D: BlockDevice, L: Ledger> core::fmt::Debug for Transaction<'_, D, L> {
@@ -1103,7 +1175,7 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
         self.prepare()?;
         let store = &mut *self.store;
         let base = store.state.clone();
-        if self.changes.is_empty() {
+        if self.changes.is_empty() && !self.force {
             return Ok(base.sb.generation.get());
         }
         let generation = base.sb.generation.get().checked_add(1).ok_or(StoreError::NonceBudgetExhausted)?;
@@ -1169,13 +1241,15 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
         // Which ledger record this commit must replace before it may return, if any: strict mode always;
         // window mode when the ledger last moved T or more ago (measured now, after the flush), so no
         // acknowledged commit is ever more than T younger than the last advance.
-        let now = store.clock.as_mut().map_or(0, |c| c.now_ms());
+        let trusted = store.ledger.trusted_time_ms();
+        let now = store.clock.as_mut().map_or(0, |c| c.now_ms(trusted));
         let advance_from = match store.mode {
             LedgerMode::Strict => Some(base.record()),
             LedgerMode::BootEpoch => None,
-            LedgerMode::Window { seconds } => (now.saturating_sub(store.advanced_at_ms)
-                >= u64::from(seconds) * 1000)
-                .then_some(store.anchor),
+            LedgerMode::Window { seconds } => {
+                (now.saturating_sub(store.advanced_at_ms) >= u64::from(seconds) * 1000 || self.force)
+                    .then_some(store.anchor)
+            }
         };
         if let Some(expected) = advance_from {
             let volume = VolumeId(sb.volume_id);

@@ -247,12 +247,11 @@ fn campaign(seed: u64, steps: u64, tally: &mut Tally) {
             let closed = rng.below(4) == 0;
             let live = if closed {
                 tally.closes += 1;
+                let tip = s.ledger_record();
                 let d = s.close().unwrap().snapshot();
-                // After a clean close the ledger holds exactly the live tip.
-                assert_eq!(ledger.record(&vol).unwrap().generation, {
-                    let (t, _) = open(d.clone(), &ledger, &clock, 1).unwrap();
-                    t.generation()
-                });
+                // After a clean close the ledger holds exactly the live tip. (A discarded commit of unknown
+                // outcome may still sit in the other slot and surface at the next open: it was durable.)
+                assert_eq!(ledger.record(&vol), Some(tip), "clean close did not advance the ledger");
                 d
             } else {
                 tally.crashes += 1;
