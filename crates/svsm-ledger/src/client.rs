@@ -116,4 +116,8 @@ impl<T: Transport, R: RandomSource> Ledger for ServiceLedger<T, R> {
             Err(e) => Err(unavailable(volume, e)),
         }
     }
+
+    fn trusted_time_ms(&self) -> Option<u64> {
+        self.trusted_time_ms
+    }
 }

@@ -62,22 +62,60 @@ pub enum LedgerMode {
     /// than the last open or clean close; does *not* detect a rollback to a state committed during the current
     /// or last run. Needs no ledger write per commit.
     BootEpoch,
+    /// Bounded window: the ledger is advanced at open, at clean close, and by the first commit made `seconds`
+    /// or more after the ledger last moved (that commit waits for the ledger, like a strict one). The host can
+    /// roll back at most the commits acknowledged within `seconds` of the last advance, and never past an
+    /// open: boot-epoch's protection plus a bound on how much of the current run can be lost. The window is
+    /// measured on the store's [`Clock`]. `seconds` is at least 1 (0 would be [`LedgerMode::Strict`]).
+    Window {
+        /// Length of the window T, in seconds (1..=[`crate::format::MAX_WINDOW_SECONDS`]).
+        seconds: u32,
+    },
 }
 
 impl LedgerMode {
-    pub(crate) fn to_byte(self) -> u8 {
+    /// The superblock's `ledger_mode` byte and `window_seconds` field.
+    pub(crate) fn to_fields(self) -> (u8, u32) {
         match self {
-            LedgerMode::Strict => crate::format::LEDGER_MODE_STRICT,
-            LedgerMode::BootEpoch => crate::format::LEDGER_MODE_BOOT_EPOCH,
+            LedgerMode::Strict => (crate::format::LEDGER_MODE_STRICT, 0),
+            LedgerMode::BootEpoch => (crate::format::LEDGER_MODE_BOOT_EPOCH, 0),
+            LedgerMode::Window { seconds } => (crate::format::LEDGER_MODE_WINDOW, seconds),
         }
     }
 
-    pub(crate) fn from_byte(b: u8) -> Option<Self> {
-        match b {
-            crate::format::LEDGER_MODE_STRICT => Some(LedgerMode::Strict),
-            crate::format::LEDGER_MODE_BOOT_EPOCH => Some(LedgerMode::BootEpoch),
+    /// The mode a superblock's two fields describe, or `None` if they are not a valid combination.
+    pub(crate) fn from_fields(b: u8, window_seconds: u32) -> Option<Self> {
+        match (b, window_seconds) {
+            (crate::format::LEDGER_MODE_STRICT, 0) => Some(LedgerMode::Strict),
+            (crate::format::LEDGER_MODE_BOOT_EPOCH, 0) => Some(LedgerMode::BootEpoch),
+            (crate::format::LEDGER_MODE_WINDOW, s @ 1..=crate::format::MAX_WINDOW_SECONDS) => {
+                Some(LedgerMode::Window { seconds: s })
+            }
             _ => None,
         }
+    }
+
+    /// Whether open may adopt a generation newer than the ledger's (on a chain anchored at its record).
+    pub(crate) fn adopts_descendants(self) -> bool {
+        !matches!(self, LedgerMode::Strict)
+    }
+}
+
+/// The local monotonic clock that measures [`LedgerMode::Window`]: milliseconds from an arbitrary origin,
+/// never decreasing.
+///
+/// Where the ledger carries authenticated time ([`Ledger::trusted_time_ms`], the ledger service), the store
+/// measures the window on that time and uses this clock only to carry it forward between replies; otherwise
+/// on this clock alone. It must be one the host cannot run slow: in an SVSM a Secure-TSC-based counter; on
+/// a host [`crate::clock::MonotonicClock`]. The store never consults the host's wall clock.
+pub trait Clock: core::fmt::Debug + Send {
+    /// The current time in milliseconds; never less than a value returned before.
+    fn now_ms(&mut self) -> u64;
+}
+
+impl<C: Clock + ?Sized> Clock for alloc::boxed::Box<C> {
+    fn now_ms(&mut self) -> u64 {
+        (**self).now_ms()
     }
 }
 
@@ -100,6 +138,12 @@ pub trait Ledger: core::fmt::Debug + Send {
         expected: Option<&LedgerRecord>,
         new: &LedgerRecord,
     ) -> Result<(), LedgerError>;
+
+    /// The latest authenticated time the ledger has told this client (ms since the Unix epoch), if it
+    /// carries one (the ledger service does; a file ledger does not). Never goes back.
+    fn trusted_time_ms(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<L: Ledger + ?Sized> Ledger for alloc::boxed::Box<L> {
@@ -113,5 +157,8 @@ impl<L: Ledger + ?Sized> Ledger for alloc::boxed::Box<L> {
         new: &LedgerRecord,
     ) -> Result<(), LedgerError> {
         (**self).compare_and_set(volume, expected, new)
+    }
+    fn trusted_time_ms(&self) -> Option<u64> {
+        (**self).trusted_time_ms()
     }
 }

@@ -48,6 +48,10 @@ pub const NONCE_BUDGET: u64 = 1 << 30;
 pub const LEDGER_MODE_STRICT: u8 = 1;
 /// See [`LEDGER_MODE_STRICT`].
 pub const LEDGER_MODE_BOOT_EPOCH: u8 = 2;
+/// Bounded-window mode (`window_seconds` holds T). See [`LEDGER_MODE_STRICT`].
+pub const LEDGER_MODE_WINDOW: u8 = 3;
+/// Longest window accepted (one week): a longer one is boot-epoch mode in all but name.
+pub const MAX_WINDOW_SECONDS: u32 = 7 * 24 * 3600;
 
 /// Node types, bound into every block's AAD so a block of one kind can never be read as another.
 pub mod node_type {
@@ -189,7 +193,7 @@ pub struct Superblock {
     pub kdf_alg: U16,
     /// [`BLOCK_SIZE_LOG2`].
     pub block_size_log2: u8,
-    /// [`LEDGER_MODE_STRICT`] or [`LEDGER_MODE_BOOT_EPOCH`].
+    /// [`LEDGER_MODE_STRICT`], [`LEDGER_MODE_BOOT_EPOCH`] or [`LEDGER_MODE_WINDOW`].
     pub ledger_mode: u8,
     /// Reserved, zero.
     pub reserved0: [u8; 2],
@@ -211,8 +215,9 @@ pub struct Superblock {
     pub seal_count: U64,
     /// Key epoch of every block key (always 0 in v2; rotation is a future incompat feature).
     pub key_epoch: U32,
-    /// Reserved, zero.
-    pub reserved2: U32,
+    /// Window length T in seconds with [`LEDGER_MODE_WINDOW`] (1..=[`MAX_WINDOW_SECONDS`]); zero in every
+    /// other mode. Fixed for the volume's life, like the mode.
+    pub window_seconds: U32,
     /// SHA-256 of the previous generation's superblock (zero for generation 1).
     pub prev_hash: [u8; 32],
     /// Generation of the ledger record the writing session was opened from (its *anchor*; zero for the
@@ -244,6 +249,7 @@ const _: () = assert!(offset_of!(Superblock, table_depth) == 176);
 const _: () = assert!(offset_of!(Superblock, object_count) == 184);
 const _: () = assert!(offset_of!(Superblock, seal_count) == 192);
 const _: () = assert!(offset_of!(Superblock, key_epoch) == 200);
+const _: () = assert!(offset_of!(Superblock, window_seconds) == 204);
 const _: () = assert!(offset_of!(Superblock, prev_hash) == 208);
 const _: () = assert!(offset_of!(Superblock, anchor_generation) == 240);
 const _: () = assert!(offset_of!(Superblock, anchor_hash) == 248);

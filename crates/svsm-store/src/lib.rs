@@ -15,6 +15,7 @@ extern crate alloc;
 
 pub mod api;
 mod bitmap;
+pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod format;
@@ -25,7 +26,10 @@ pub mod rng;
 mod store;
 mod tree;
 
-pub use api::{Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
+pub use api::{Clock, Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
+pub use clock::ManualClock;
+#[cfg(feature = "std")]
+pub use clock::MonotonicClock;
 pub use crypto::{StoreKey, superblock_hash};
 pub use error::{FeatureKind, LedgerError, RandomError, StoreError, Structure};
 pub use ledger::Detached;

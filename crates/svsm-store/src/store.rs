@@ -10,14 +10,14 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 use zeroize::Zeroizing;
 
-use crate::api::{Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
+use crate::api::{Clock, Ledger, LedgerMode, LedgerRecord, RandomSource, VolumeId};
 use crate::bitmap::Bitmap;
 use crate::crypto::{KeyContext, StoreKey, VolumeKeys, superblock_hash};
 use crate::error::{FeatureKind, LedgerError, StoreError, Structure};
 use crate::format::{
     AEAD_AES256_GCM, BLOCK_SIZE, BLOCK_SIZE_LOG2, FIRST_DATA_BLOCK, FORMAT_MAJOR, FORMAT_MINOR,
-    INCOMPAT_SUPPORTED, KDF_HKDF_SHA256, MAGIC, MAX_VOLUME_BLOCKS, MIN_VOLUME_BLOCKS, NONCE_BUDGET,
-    ObjectEntry, RO_COMPAT_SUPPORTED, SUPERBLOCK_LEN, Superblock,
+    INCOMPAT_SUPPORTED, KDF_HKDF_SHA256, MAGIC, MAX_VOLUME_BLOCKS, MAX_WINDOW_SECONDS, MIN_VOLUME_BLOCKS,
+    NONCE_BUDGET, ObjectEntry, RO_COMPAT_SUPPORTED, SUPERBLOCK_LEN, Superblock,
 };
 use crate::ids::{self, ObjectId};
 use crate::tree::{self, Allocator, DataCheck, Visit, Vol, Walked};
@@ -59,12 +59,16 @@ pub struct OpenOptions {
     pub verify_all_data: bool,
     /// Randomness for nonces.
     pub rng: Box<dyn RandomSource>,
+    /// The clock that measures a [`LedgerMode::Window`] volume's window (ignored in other modes). `None`:
+    /// [`crate::clock::MonotonicClock`] on a host build; a `no_std` build must supply one to open such a
+    /// volume read-write.
+    pub clock: Option<Box<dyn Clock>>,
 }
 
 impl OpenOptions {
-    /// Read-write, no enrolment, standard verification.
+    /// Read-write, no enrolment, standard verification, default clock.
     pub fn new(rng: Box<dyn RandomSource>) -> Self {
-        OpenOptions { read_only: false, enroll: false, verify_all_data: false, rng }
+        OpenOptions { read_only: false, enroll: false, verify_all_data: false, rng, clock: None }
     }
 }
 
@@ -92,7 +96,7 @@ pub struct OpenReport {
     /// A newer generation found on the device and not adopted: a strict commit the ledger never acknowledged,
     /// or (boot-epoch) a commit that was cut before it was complete.
     pub discarded: Option<u64>,
-    /// Generation the ledger held before open advanced it (boot-epoch mode, or enrolment).
+    /// Generation the ledger held before open advanced it (boot-epoch and window modes, or enrolment).
     pub ledger_was: Option<u64>,
     /// Data blocks authenticated during open.
     pub data_blocks_verified: u64,
@@ -163,6 +167,40 @@ impl State {
     }
 }
 
+/// The time window mode measures: the ledger's authenticated time where it has one, carried forward by the
+/// local monotonic [`Clock`] between replies; the local clock alone otherwise. Never decreases.
+#[derive(Debug)]
+struct WindowClock {
+    local: Box<dyn Clock>,
+    /// The latest trusted time seen and the local reading when it was first seen.
+    base: Option<(u64, u64)>,
+    last: u64,
+}
+
+impl WindowClock {
+    fn new(local: Box<dyn Clock>) -> Self {
+        WindowClock { local, base: None, last: 0 }
+    }
+
+    /// Now, given the ledger's latest trusted time. A reply delayed by the host makes this lag real time
+    /// by the delay, but the lag can only shrink afterwards (the reading never goes back), so a delay never
+    /// lengthens a window; switching from local-only to trusted time jumps forward (an early advance).
+    fn now_ms(&mut self, trusted: Option<u64>) -> u64 {
+        let local = self.local.now_ms();
+        if let Some(t) = trusted
+            && self.base.is_none_or(|(bt, _)| bt != t)
+        {
+            self.base = Some((t, local));
+        }
+        let now = match self.base {
+            Some((t, at)) => t.saturating_add(local.saturating_sub(at)),
+            None => local,
+        };
+        self.last = self.last.max(now);
+        self.last
+    }
+}
+
 /// An open secure-store volume on device `D`, anchored in ledger `L`.
 pub struct Store<D: BlockDevice, L: Ledger> {
     dev: D,
@@ -174,11 +212,16 @@ pub struct Store<D: BlockDevice, L: Ledger> {
     read_only: bool,
     poisoned: bool,
     state: State,
-    /// Strict mode: a commit written and flushed whose ledger acknowledgement is unknown.
-    pending: Option<State>,
-    /// The ledger record this session was opened from (what the ledger held once open finished); every
-    /// superblock this session writes carries it, so boot-epoch open can tell descendants from forks.
+    /// Strict mode, or a window advance: a commit written and flushed whose ledger acknowledgement is
+    /// unknown, and the clock reading taken before it was sent.
+    pending: Option<(State, u64)>,
+    /// The ledger record this session last set: at open (what the ledger held once open finished), or at a
+    /// window advance. Every superblock this session writes carries it, so boot-epoch and window open can
+    /// tell descendants from forks. (Strict mode advances the ledger on every commit and never moves it.)
     anchor: LedgerRecord,
+    /// Window mode: the clock, and its reading when the ledger last moved (the window's start).
+    clock: Option<WindowClock>,
+    advanced_at_ms: u64,
     /// Blocks sealed under the volume key: the superblock's count at open plus every seal since, committed
     /// or not (a nonce drawn is spent whether or not its transaction commits).
     seal_count: u64,
@@ -311,11 +354,10 @@ fn check_authenticated(sb: &Superblock, slot: u64) -> Result<(), &'static str> {
     if !(MIN_VOLUME_BLOCKS..=MAX_VOLUME_BLOCKS).contains(&n) {
         return Err("volume size out of range");
     }
-    if LedgerMode::from_byte(sb.ledger_mode).is_none() {
-        return Err("unknown ledger mode");
+    if LedgerMode::from_fields(sb.ledger_mode, sb.window_seconds.get()).is_none() {
+        return Err("unknown ledger mode or window length");
     }
-    if sb.reserved0 != [0; 2] || sb.reserved1 != [0; 7] || sb.reserved2.get() != 0 || sb.key_epoch.get() != 0
-    {
+    if sb.reserved0 != [0; 2] || sb.reserved1 != [0; 7] || sb.key_epoch.get() != 0 {
         return Err("reserved fields set");
     }
     if sb.table_root.is_null() != (sb.object_count.get() == 0) {
@@ -334,6 +376,7 @@ fn same_volume(a: &Superblock, b: &Superblock) -> bool {
         && a.kdf_salt == b.kdf_salt
         && a.num_blocks == b.num_blocks
         && a.ledger_mode == b.ledger_mode
+        && a.window_seconds == b.window_seconds
         && a.incompat == b.incompat
         && a.ro_compat == b.ro_compat
         && a.aead_alg == b.aead_alg
@@ -371,7 +414,14 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         sb.aead_alg = U16::new(AEAD_AES256_GCM);
         sb.kdf_alg = U16::new(KDF_HKDF_SHA256);
         sb.block_size_log2 = BLOCK_SIZE_LOG2;
-        sb.ledger_mode = params.ledger_mode.to_byte();
+        if let LedgerMode::Window { seconds } = params.ledger_mode
+            && !(1..=MAX_WINDOW_SECONDS).contains(&seconds)
+        {
+            return Err(StoreError::InvalidParams("window must be 1 s to one week (0 is strict mode)"));
+        }
+        let (mode_byte, window_seconds) = params.ledger_mode.to_fields();
+        sb.ledger_mode = mode_byte;
+        sb.window_seconds = U32::new(window_seconds);
         sb.num_blocks = U64::new(num_blocks);
         let keys = VolumeKeys::derive(key, &key_context(&sb));
         sb.key_check = keys.key_check();
@@ -392,7 +442,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
 
     /// Opens a volume, accepting exactly the states the ledger allows, and verifies its tree.
     ///
-    /// See `docs/store-format.md` ("Open") for the rules. Never modifies the device; in boot-epoch mode (and
+    /// See `docs/store-format.md` ("Open") for the rules. Window mode (read-write) ends open with a boot
+    /// commit: one new generation, the ledger moved to it. Otherwise never modifies the device; in boot-epoch mode (and
     /// on enrolment) it advances the ledger to the opened generation.
     pub fn open(dev: D, key: &StoreKey, ledger: L, options: OpenOptions) -> Result<Self, StoreError> {
         Self::open_inner(dev, key, ledger, options, false)
@@ -412,7 +463,16 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         let candidates = authenticated_slots(&mut dev, spb, key, options.read_only)?;
         let first = &candidates.first().ok_or(StoreError::Internal("no candidate"))?.0;
         let volume = VolumeId(first.volume_id);
-        let mode = LedgerMode::from_byte(first.ledger_mode).ok_or(StoreError::Internal("mode checked"))?;
+        let mode = LedgerMode::from_fields(first.ledger_mode, first.window_seconds.get())
+            .ok_or(StoreError::Internal("mode checked"))?;
+        let mut clock = options.clock.take().map(WindowClock::new);
+        #[cfg(feature = "std")]
+        if clock.is_none() && matches!(mode, LedgerMode::Window { .. }) {
+            clock = Some(WindowClock::new(Box::new(crate::clock::MonotonicClock::new())));
+        }
+        if clock.is_none() && matches!(mode, LedgerMode::Window { .. }) && !options.read_only {
+            return Err(StoreError::InvalidParams("a window-mode volume needs a clock to open read-write"));
+        }
         let num_blocks = first.num_blocks.get();
         let avail = device_blocks(&dev, spb);
         if avail < num_blocks {
@@ -466,7 +526,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                     report.discarded = Some(newest);
                 }
             }
-            (Some(rec), LedgerMode::BootEpoch) => {
+            (Some(rec), _) => {
+                // Boot-epoch and window modes (and detached open).
                 let l = rec.generation;
                 // A newer generation is acceptable only on a chain anchored at the ledger's record: it was
                 // written by a session opened from exactly (L, H). Anything else is a fork (e.g. an image from
@@ -538,6 +599,9 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         let state = chosen.ok_or(last_err.unwrap_or(StoreError::Internal("no candidate walked")))?;
         report.generation = state.sb.generation.get();
 
+        // Window mode, read-write: the ledger moves at the boot commit below instead (one round trip).
+        let boot_commit = matches!(mode, LedgerMode::Window { .. }) && !options.read_only && !detached;
+        let mut anchor = state.record();
         if let Some(expected) = advance_from {
             let new = state.record();
             if expected != Some(new) {
@@ -546,6 +610,8 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
                     if expected.is_none() {
                         return Err(StoreError::ReadOnly);
                     }
+                } else if let (true, Some(held)) = (boot_commit, expected) {
+                    anchor = held;
                 } else {
                     cas(&mut ledger, &volume, expected.as_ref(), &new)?;
                 }
@@ -553,9 +619,10 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
         }
         tracing::debug!(volume = %volume, generation = report.generation, ?report, "opened secure-store volume");
         let cursor = FIRST_DATA_BLOCK;
-        let anchor = state.record();
+        // The window starts when open has moved the ledger to the opened generation.
+        let advanced_at_ms = clock.as_mut().map_or(0, |c| c.now_ms(ledger.trusted_time_ms()));
         let seal_count = state.sb.seal_count.get();
-        Ok(Store {
+        let mut store = Store {
             dev,
             ledger,
             keys,
@@ -567,10 +634,25 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
             state,
             pending: None,
             anchor,
+            clock,
+            advanced_at_ms,
             seal_count,
             cursor,
             report,
-        })
+        };
+        if boot_commit {
+            // A boot boundary the host cannot undo: a new generation (the opened objects under a freshly
+            // sealed table, so its hash is unique to this boot), and the ledger moved to it before open
+            // returns. Without it a run opened at exactly the ledger's record would share its anchor with the
+            // run before, whose later images would then still be accepted after this run crashes.
+            let mut tx = store.begin();
+            tx.force = true;
+            tx.commit()?;
+            if store.pending.is_some() {
+                return Err(StoreError::Internal("boot commit left pending"));
+            }
+        }
+        Ok(store)
     }
 
     /// What open found.
@@ -741,35 +823,113 @@ impl<D: BlockDevice, L: Ledger> Store<D, L> {
 
     /// Starts a transaction. Nothing is visible to `get` or durable until [`Transaction::commit`].
     pub fn begin(&mut self) -> Transaction<'_, D, L> {
-        Transaction { store: self, changes: BTreeMap::new(), alloc: None, seals: 0, run: Vec::new() }
+        Transaction {
+            store: self,
+            changes: BTreeMap::new(),
+            alloc: None,
+            seals: 0,
+            run: Vec::new(),
+            force: false,
+        }
     }
 
-    /// Settles a strict commit whose acknowledgement was lost: asks the ledger which generation it holds.
+    /// Settles a commit whose ledger acknowledgement was lost (strict, or a window advance): asks the ledger
+    /// which record it holds. The new one: the commit is adopted; the one before: it is discarded.
     pub fn sync_ledger(&mut self) -> Result<(), StoreError> {
-        let Some(pending) = self.pending.take() else { return Ok(()) };
+        let Some((pending, at_ms)) = self.pending.take() else { return Ok(()) };
         let volume = self.volume_id();
+        // What the ledger held before the lost request: strict mode follows every commit; window mode
+        // holds the session's anchor (its last advance).
+        let before = if self.mode == LedgerMode::Strict { self.state.record() } else { self.anchor };
         match self.ledger.read(&volume) {
             Ok(Some(r)) if r == pending.record() => {
+                if matches!(self.mode, LedgerMode::Window { .. }) {
+                    self.anchor = r;
+                    self.advanced_at_ms = at_ms;
+                }
                 self.state = pending;
                 Ok(())
             }
-            Ok(Some(r)) if r == self.state.record() => Ok(()),
+            Ok(Some(r)) if r == before => Ok(()),
             Ok(found) => {
                 self.poisoned = true;
                 Err(StoreError::LedgerConflict { expected: Some(pending.record()), found })
             }
             Err(e) => {
-                self.pending = Some(pending);
+                self.pending = Some((pending, at_ms));
                 Err(StoreError::Ledger(e))
             }
         }
     }
 
-    /// Clean shutdown: in boot-epoch mode advances the ledger to the current generation, so images from
-    /// before this point are refused at the next open. Returns the device.
+    /// The latest authenticated time the ledger has given this volume's client (ms since the Unix epoch),
+    /// if the ledger carries one (the ledger service does; it refuses a reply older than one already seen).
+    /// For the vTPM's clock and for policy ("not after"): it is the service's time when that reply was sent,
+    /// so it lags real time by the reply's transit and by the time since the last ledger exchange.
+    pub fn trusted_time_ms(&self) -> Option<u64> {
+        self.ledger.trusted_time_ms()
+    }
+
+    /// Window mode: the window clock now, i.e. [`Store::trusted_time_ms`] carried forward by the local
+    /// monotonic clock since that reply (or the local clock alone if the ledger carries no time). `None`
+    /// in other modes.
+    pub fn window_clock_ms(&mut self) -> Option<u64> {
+        let trusted = self.ledger.trusted_time_ms();
+        self.clock.as_mut().map(|c| c.now_ms(trusted))
+    }
+
+    /// Window mode: how long ago (on the store's clock) the ledger last moved, and whether commits made
+    /// since are still unprotected (a host could roll them back). `None` in other modes.
+    pub fn window_status(&mut self) -> Option<(u64, bool)> {
+        if !matches!(self.mode, LedgerMode::Window { .. }) {
+            return None;
+        }
+        let trusted = self.ledger.trusted_time_ms();
+        let age = self.clock.as_mut()?.now_ms(trusted).saturating_sub(self.advanced_at_ms);
+        Some((age, self.state.record() != self.anchor))
+    }
+
+    /// Window mode: advances the ledger to the current generation if commits made since the last advance
+    /// are unprotected and the window has run out. A daemon calls this periodically so that an idle volume's
+    /// last commits are protected within about T, not only at the next commit. Returns whether it advanced.
+    /// A no-op in other modes.
+    pub fn advance_if_due(&mut self) -> Result<bool, StoreError> {
+        let LedgerMode::Window { seconds } = self.mode else { return Ok(false) };
+        if self.read_only || self.poisoned {
+            return Ok(false);
+        }
+        self.sync_ledger()?;
+        let trusted = self.ledger.trusted_time_ms();
+        let Some(clock) = self.clock.as_mut() else { return Ok(false) };
+        let now = clock.now_ms(trusted);
+        let new = self.state.record();
+        if new == self.anchor || now.saturating_sub(self.advanced_at_ms) < u64::from(seconds) * 1000 {
+            return Ok(false);
+        }
+        let volume = self.volume_id();
+        match cas(&mut self.ledger, &volume, Some(&self.anchor), &new) {
+            Ok(()) => {
+                self.anchor = new;
+                self.advanced_at_ms = now;
+                Ok(true)
+            }
+            Err(e @ StoreError::LedgerConflict { .. }) => {
+                self.poisoned = true;
+                Err(e)
+            }
+            Err(e) => {
+                // Outcome unknown; the state is already current, so only the anchor is in doubt.
+                self.pending = Some((self.state.clone(), now));
+                Err(e)
+            }
+        }
+    }
+
+    /// Clean shutdown: in boot-epoch and window modes advances the ledger to the current generation, so
+    /// images from before this point are refused at the next open. Returns the device.
     pub fn close(mut self) -> Result<D, StoreError> {
         self.sync_ledger()?;
-        if self.mode == LedgerMode::BootEpoch && !self.read_only {
+        if self.mode.adopts_descendants() && !self.read_only {
             let volume = self.volume_id();
             let current = self.ledger.read(&volume).map_err(StoreError::Ledger)?;
             let new = self.state.record();
@@ -906,6 +1066,8 @@ pub struct Transaction<'s, D: BlockDevice, L: Ledger> {
     seals: u64,
     /// Write buffer reused by every put of the transaction (ciphertext only).
     run: Vec<u8>,
+    /// Window mode's boot commit: commit even without changes, and advance the ledger whatever the clock.
+    force: bool,
 }
 
 impl<D: BlockDevice, L: Ledger> core::fmt::Debug for Transaction<'_, D, L> {
@@ -1013,7 +1175,7 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
         self.prepare()?;
         let store = &mut *self.store;
         let base = store.state.clone();
-        if self.changes.is_empty() {
+        if self.changes.is_empty() && !self.force {
             return Ok(base.sb.generation.get());
         }
         let generation = base.sb.generation.get().checked_add(1).ok_or(StoreError::NonceBudgetExhausted)?;
@@ -1076,17 +1238,35 @@ impl<D: BlockDevice, L: Ledger> Transaction<'_, D, L> {
         }
         let new = State { hash: superblock_hash(&sb), sb, objects, extents, used };
         store.cursor = alloc.cursor;
-        if store.mode == LedgerMode::Strict {
+        // Which ledger record this commit must replace before it may return, if any: strict mode always;
+        // window mode when the ledger last moved T or more ago (measured now, after the flush), so no
+        // acknowledged commit is ever more than T younger than the last advance.
+        let trusted = store.ledger.trusted_time_ms();
+        let now = store.clock.as_mut().map_or(0, |c| c.now_ms(trusted));
+        let advance_from = match store.mode {
+            LedgerMode::Strict => Some(base.record()),
+            LedgerMode::BootEpoch => None,
+            LedgerMode::Window { seconds } => {
+                (now.saturating_sub(store.advanced_at_ms) >= u64::from(seconds) * 1000 || self.force)
+                    .then_some(store.anchor)
+            }
+        };
+        if let Some(expected) = advance_from {
             let volume = VolumeId(sb.volume_id);
-            match cas(&mut store.ledger, &volume, Some(&base.record()), &new.record()) {
-                Ok(()) => {}
+            match cas(&mut store.ledger, &volume, Some(&expected), &new.record()) {
+                Ok(()) => {
+                    if store.mode != LedgerMode::Strict {
+                        store.anchor = new.record();
+                        store.advanced_at_ms = now;
+                    }
+                }
                 Err(e @ StoreError::LedgerConflict { .. }) => {
                     store.poisoned = true;
                     return Err(e);
                 }
                 Err(e) => {
                     // Outcome unknown: neither adopt nor forget it until the ledger says which.
-                    store.pending = Some(new);
+                    store.pending = Some((new, now));
                     return Err(e);
                 }
             }

@@ -25,8 +25,11 @@ pub struct ManufactureArgs {
     /// Do not write the EK templates to their NV indices (0x01C00004, 0x01C0000C).
     #[arg(long)]
     pub no_ek_templates: bool,
-    /// Ledger mode of the new store (see docs/flush-policy.md): strict detects every rollback.
-    #[arg(long, value_enum, default_value = "strict")]
+    /// Ledger mode of the new store: `strict` (every commit acknowledged by the ledger: any rollback is
+    /// detected), `boot-epoch` (the ledger moves at start and clean stop only) or `window:SECONDS` (as
+    /// boot-epoch, plus at least every SECONDS while commits happen: the host can roll back at most the last
+    /// SECONDS of commits, never past a start). See docs/store-format.md §6 and docs/flush-policy.md.
+    #[arg(long, default_value = "strict")]
     pub ledger_mode: vtpm::LedgerChoice,
     /// Provisioning CA certificate (PEM). With --ek-ca-key, EK certificates signed by it are written to the
     /// standard NV indices (RSA 0x01C00002, ECC 0x01C0000A) with platform attributes. Without it, a
@@ -115,8 +118,9 @@ pub enum TpmCommand {
         /// Store key file (64 hex digits). Default: `<state-dir>/dev-store.key`, created if missing.
         #[arg(long)]
         store_key: Option<PathBuf>,
-        /// Ledger mode of the new store (see docs/flush-policy.md).
-        #[arg(long, value_enum, default_value = "strict")]
+        /// Ledger mode of the new store: `strict`, `boot-epoch` or `window:SECONDS` (see `tpm manufacture
+        /// --help` and docs/store-format.md §6).
+        #[arg(long, default_value = "strict")]
         ledger_mode: vtpm::LedgerChoice,
     },
     /// Export this vTPM as a swtpm TPM 2 state directory that `swtpm socket --tpm2 --tpmstate dir=DIR` runs.

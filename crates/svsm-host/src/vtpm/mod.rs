@@ -25,8 +25,9 @@ pub const STORE_BLOCKS: u64 = 1024;
 /// The vTPM's NV storage: its objects in its volume, with the volume's ledger.
 pub type VtpmStorage = StoreNvStorage<FileDisk, Box<dyn Ledger>>;
 
-/// How a new store uses its ledger (fixed at creation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How a new store uses its ledger (fixed at creation). On the command line: `strict`, `boot-epoch` or
+/// `window:SECONDS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerChoice {
     /// Every NV commit is acknowledged by the ledger: any rollback, even of one write, is detected.
     Strict,
@@ -35,6 +36,34 @@ pub enum LedgerChoice {
     /// run that started from the same record). Images older than the ledger, and forks of an earlier run that
     /// a later run superseded, are refused.
     BootEpoch,
+    /// The ledger advances at start, at clean stop, and with the first commit made SECONDS or more after it
+    /// last moved: the host can roll back at most the commits of the last SECONDS of the current run, never
+    /// past a start (docs/store-format.md, "The window guarantee").
+    Window(u32),
+}
+
+impl std::str::FromStr for LedgerChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "strict" => Ok(LedgerChoice::Strict),
+            "boot-epoch" => Ok(LedgerChoice::BootEpoch),
+            _ => {
+                let Some(secs) = s.strip_prefix("window:") else {
+                    return Err(format!("{s:?}: expected `strict`, `boot-epoch` or `window:SECONDS`"));
+                };
+                let max = svsm_store::format::MAX_WINDOW_SECONDS;
+                match secs.parse::<u32>() {
+                    Ok(n @ 1..) if n <= max => Ok(LedgerChoice::Window(n)),
+                    _ => Err(format!(
+                        "window:{secs}: the window is a whole number of seconds from 1 to {max} \
+                         (for no window at all use `strict`)"
+                    )),
+                }
+            }
+        }
+    }
 }
 
 impl From<LedgerChoice> for LedgerMode {
@@ -42,6 +71,7 @@ impl From<LedgerChoice> for LedgerMode {
         match c {
             LedgerChoice::Strict => LedgerMode::Strict,
             LedgerChoice::BootEpoch => LedgerMode::BootEpoch,
+            LedgerChoice::Window(seconds) => LedgerMode::Window { seconds },
         }
     }
 }
@@ -251,4 +281,20 @@ pub fn describe(record: &ManufactureRecord) -> String {
 /// Lower-case hex.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod ledger_choice_tests {
+    use super::*;
+
+    #[test]
+    fn ledger_modes_parse_and_bad_windows_are_refused() {
+        assert_eq!("strict".parse::<LedgerChoice>(), Ok(LedgerChoice::Strict));
+        assert_eq!("boot-epoch".parse::<LedgerChoice>(), Ok(LedgerChoice::BootEpoch));
+        assert_eq!("window:30".parse::<LedgerChoice>(), Ok(LedgerChoice::Window(30)));
+        assert_eq!(LedgerMode::from(LedgerChoice::Window(30)), LedgerMode::Window { seconds: 30 });
+        for bad in ["window:0", "window:", "window:-1", "window:x", "window:604801", "epoch", "Strict"] {
+            assert!(bad.parse::<LedgerChoice>().is_err(), "{bad} accepted");
+        }
+    }
 }
