@@ -19,6 +19,7 @@
 //!   `virtfw-varstore`'s behaviour. Install another with [`UefiVariables::open_with_policy`].
 //! * [`protocol`]: [`UefiProtocol`], protocol 4 as a [`svsm_protocol::ProtocolHandler`]:
 //!   `svsm.register_protocol(Box::new(UefiProtocol::new(service)))`; its services-manifest entry.
+//! * [`guest`]: [`guest::UefiGuest`], the guest side as edk2 drives it (probe, 64 KiB buffer).
 //! * [`mm`]: the MM wire layouts, builders for the guest side (GetVariable, SetVariable, ...) and strict
 //!   parsers.
 //!
@@ -33,6 +34,7 @@ pub mod authenticated;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod guest;
 pub mod mm;
 pub mod persist;
 pub mod protocol;

@@ -76,7 +76,7 @@ pub const EFI_GLOBAL_VARIABLE_GUID: Guid =
     Guid::from_fields(0x8be4df61, 0x93ca, 0x11d2, [0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c]);
 /// `gEfiImageSecurityDatabaseGuid` (db, dbx).
 pub const IMAGE_SECURITY_DATABASE_GUID: Guid =
-    Guid::from_fields(0xd719b2cb, 0x3d3a, 0x4596, [0xa2, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f]);
+    Guid::from_fields(0xd719b2cb, 0x3d3a, 0x4596, [0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f]);
 
 /// `EFI_VARIABLE_NON_VOLATILE`.
 pub const ATTR_NON_VOLATILE: u32 = 0x01;
@@ -332,6 +332,22 @@ pub(crate) fn function_of(message: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guids_match_virtfw_libefi() {
+        use virtfw_libefi::guids as g;
+        for (ours, theirs) in [
+            (SMM_VARIABLE_GUID, g::EfiSmmVariableProtocol),
+            (VAR_CHECK_POLICY_GUID, g::VarCheckPolicyLibMmiHandler),
+            (END_OF_DXE_GUID, g::EfiEndOfDxeEventGroup),
+            (EXIT_BOOT_SERVICES_GUID, g::EfiEventExitBootServices),
+            (READY_TO_BOOT_GUID, g::EfiEventReadyToBoot),
+            (EFI_GLOBAL_VARIABLE_GUID, g::EfiGlobalVariable),
+            (IMAGE_SECURITY_DATABASE_GUID, g::EfiImageSecurityDatabase),
+        ] {
+            assert_eq!(ours.0, theirs.to_bytes(), "{theirs}");
+        }
+    }
 
     #[test]
     fn names_round_trip_and_reject_malformed() {
