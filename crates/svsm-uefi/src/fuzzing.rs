@@ -53,9 +53,11 @@ fn pick(data: &[u8], i: usize) -> u8 {
 /// Runs up to four SVSM_UEFI_MM_REQUEST calls whose registers come from `data[..32]` and whose buffer
 /// holds `data[32..]`; the message in the buffer is rewritten between calls from successive slices, so a
 /// SetVariable can be followed by the GetVariable that reads it. Never panics; checks the SVSM codes are
-/// known, nothing was written into SVSM memory, and RAX's high half is clear.
-pub fn mm_request(data: &[u8]) {
-    let Some(mut svsm) = svsm_with_uefi() else { return };
+/// known, nothing was written into SVSM memory, and RAX's high half is clear. Returns how many calls
+/// succeeded.
+pub fn mm_request(data: &[u8]) -> usize {
+    let Some(mut svsm) = svsm_with_uefi() else { return 0 };
+    let mut succeeded = 0;
     let svsm_base = MEM_SIZE - 0x1000;
     let mut mem_bytes = alloc::vec![0u8; MEM_SIZE];
     for b in mem_bytes.iter_mut().skip(svsm_base) {
@@ -99,7 +101,9 @@ pub fn mm_request(data: &[u8]) {
         );
         assert_eq!(regs.rax >> 32, 0, "RAX high half must be clear");
         assert!(mem.as_slice()[svsm_base..].iter().all(|b| *b == 0xA5), "a call wrote into SVSM memory");
+        succeeded += usize::from(code == SVSM_SUCCESS);
     }
+    succeeded
 }
 
 /// Handles `data` as one MM message body for each of the MM GUIDs the service routes (variables, policy,

@@ -311,7 +311,8 @@ impl<S: VariableStorage> UefiVariables<S> {
     }
 
     fn variable_message(&mut self, message: &[u8]) -> Result<Vec<u8>, UefiError> {
-        let Some(function) = mm::function_of(message) else {
+        let Some(function) = mm::function_of(message).filter(|_| message.len() >= mm::VARIABLE_HEADER_SIZE)
+        else {
             // Too short for even the header: nothing to answer in (virtfw-varstore does the same).
             return Ok(Vec::new());
         };
