@@ -71,6 +71,20 @@ pub fn simulated_config(igvm: Option<&Path>) -> anyhow::Result<SimulatedSnpConfi
     }
 }
 
+/// What the SVSM interface of `serve` offers besides the core and attestation protocols.
+pub struct SvsmServices {
+    /// The vTPM behind protocol 2.
+    pub vtpm: Box<dyn svsm_protocol::VtpmService + Send>,
+    /// Further protocols (UEFI variables, 4).
+    pub protocols: Vec<Box<dyn svsm_protocol::ProtocolHandler + Send>>,
+}
+
+impl std::fmt::Debug for SvsmServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SvsmServices").field("protocols", &self.protocols).finish_non_exhaustive()
+    }
+}
+
 /// Starts the SVSM call interface for `vtpm` on a background thread (used by `serve --svsm-socket`).
 pub fn start_svsm_interface(
     socket: &Path,
@@ -78,10 +92,10 @@ pub fn start_svsm_interface(
     memory_mib: u64,
     ark_out: &Path,
     access: crate::sockets::SocketAccess,
-    vtpm: Box<dyn svsm_protocol::VtpmService + Send>,
+    services: SvsmServices,
     config: SimulatedSnpConfig,
-    protocols: Vec<Box<dyn svsm_protocol::ProtocolHandler + Send>>,
 ) -> anyhow::Result<()> {
+    let SvsmServices { vtpm, protocols } = services;
     let size =
         memory_mib.checked_mul(1 << 20).filter(|s| *s >= 4 << 20).context("--svsm-memory-mib must be 4..")?;
     let mut rng = rand::rngs::OsRng;

@@ -221,9 +221,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.svsm_memory_mib,
             &ark,
             access,
-            Box::new(vtpm),
+            crate::cli::harness::SvsmServices { vtpm: Box::new(vtpm), protocols },
             snp_config,
-            protocols,
         )?;
         println!(
             "svsm    SVSM calls on {} (guest memory {}; simulated SNP platform, trust anchor {})",
