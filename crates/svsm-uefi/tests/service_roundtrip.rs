@@ -126,3 +126,17 @@ fn enrolled_pk_sets_secureboot_enabled_and_memory_storage_is_not_persistent() {
     let p = svsm_uefi::UefiProtocol::new(service);
     assert_eq!(p.manifest_flags(), svsm_uefi::protocol::MANIFEST_SECUREBOOT_ENABLED);
 }
+
+#[test]
+fn attestation_lists_the_uefi_service_and_single_service_returns_its_manifest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("uefi-vars.store");
+    common::format(&path);
+    let mut g = common::guest(common::svsm_with(common::service(&path, &MemLedger::new())));
+    let all = g.guest().attest(&[7; 64], Guid::NULL, 0, None).expect("ATTEST_SERVICES");
+    let services = svsm_protocol::manifest::parse_services_manifest(&all.manifest).expect("manifest");
+    let uefi = services.iter().find(|s| s.guid == UEFI_SERVICE_GUID).expect("UEFI service listed");
+    assert_eq!(uefi.data, &[0, 0, 0, 0, 1, 0, 0, 0][..], "version 0, persistent_nv_vars");
+    let single = g.guest().attest(&[8; 64], UEFI_SERVICE_GUID, 0, None).expect("ATTEST_SINGLE_SERVICE");
+    assert_eq!(single.manifest, vec![0, 0, 0, 0, 1, 0, 0, 0]);
+}
