@@ -9,9 +9,10 @@ CARGO ?= cargo
 # with ovmf the firmware that measures a boot into the vTPM; python3-jwcrypto: the independent JWE
 # implementation the key-release tests check against; etcd-server + etcd-client: the ledger service's backing
 # cluster in tests (etcd, etcdctl); protobuf-compiler + libprotobuf-dev: protoc and the well-known .proto files
-# the etcd-client crate's build script compiles.
+# the etcd-client crate's build script compiles; sbsigntool: sbvarsign/sbsiglist, the real signers of the
+# Secure Boot variable updates svsm-uefi-auth's tests verify.
 APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl qemu-system-x86 ovmf python3-jwcrypto \
-	etcd-server etcd-client protobuf-compiler libprotobuf-dev
+	etcd-server etcd-client protobuf-compiler libprotobuf-dev sbsigntool
 FUZZ_SECONDS ?= 60
 STATE_DIR ?= state
 

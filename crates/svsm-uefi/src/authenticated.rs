@@ -85,3 +85,71 @@ impl AuthenticatedWritePolicy for VarstoreDefault {
         AuthDecision::Default
     }
 }
+
+/// The verifying policy (the default of [`crate::UefiVariables::open`]): `svsm-uefi-auth` decides every
+/// time-based authenticated write of PK, KEK, db, dbx, dbt and dbr per UEFI 2.10 §8.2.2 — PKCS#7 over name,
+/// vendor GUID, attributes, timestamp and value; PK signs PK and KEK, KEK or PK signs db/dbx; timestamps
+/// strictly increasing except for APPEND_WRITE, which merges signature lists without duplicates; an empty
+/// signed value deletes.
+///
+/// An authorised write is stored with [`AuthDecision::Write`]/[`AuthDecision::Delete`], which bypass
+/// `virtfw-varstore`'s setup-mode-only rule for these variables on purpose: the signature has been checked
+/// here, which is what that rule stands in for. Anything refused gets the crate's precise status
+/// (SECURITY_VIOLATION for a bad or missing signature, a replayed timestamp or an untrusted signer;
+/// INVALID_PARAMETER for wrong attributes or a value that is not a signature list) and nothing is stored. An
+/// authorised append that adds nothing answers SUCCESS without a write. Other variables go to
+/// `virtfw-varstore` unchanged ([`AuthDecision::Default`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifiedSecureBoot;
+
+/// The key databases as `svsm-uefi-auth` reads them, from the service's durable variables.
+struct KeyDatabasesView<'a>(&'a dyn VariableLookup);
+
+impl svsm_uefi_auth::KeyDatabases for KeyDatabasesView<'_> {
+    fn stored(
+        &self,
+        variable: svsm_uefi_auth::SecureBootVariable,
+    ) -> Option<svsm_uefi_auth::StoredVariable<'_>> {
+        let current = self.0.current(variable.name(), &Guid(variable.guid().0))?;
+        Some(svsm_uefi_auth::StoredVariable {
+            data: current.data,
+            // Keys installed without a timestamp (enrolment presets, imports) count as the epoch.
+            timestamp: current.timestamp.map(svsm_uefi_auth::EfiTime::from_wire).unwrap_or_default(),
+        })
+    }
+}
+
+impl AuthenticatedWritePolicy for VerifiedSecureBoot {
+    fn check(&mut self, lookup: &dyn VariableLookup, write: &AuthenticatedWrite<'_>) -> AuthDecision {
+        let name: Vec<u16> = write.name.encode_utf16().collect();
+        let guid = svsm_uefi_auth::Guid(write.vendor.0);
+        let Some(variable) = svsm_uefi_auth::SecureBootVariable::classify(&name, &guid) else {
+            return AuthDecision::Default;
+        };
+        let request = svsm_uefi_auth::SetVariableRequest {
+            name: &name,
+            guid,
+            attributes: write.attributes,
+            data: write.data,
+        };
+        match svsm_uefi_auth::authorise(&KeyDatabasesView(lookup), &request) {
+            Ok(svsm_uefi_auth::Decision::Store { data, timestamp }) => {
+                tracing::info!(
+                    variable = variable.name(),
+                    bytes = data.len(),
+                    "authenticated write verified"
+                );
+                AuthDecision::Write { data, timestamp: timestamp.to_wire() }
+            }
+            Ok(svsm_uefi_auth::Decision::Delete) => {
+                tracing::info!(variable = variable.name(), "authenticated delete verified");
+                AuthDecision::Delete
+            }
+            Ok(svsm_uefi_auth::Decision::Unchanged) => AuthDecision::Refuse(crate::mm::status::SUCCESS),
+            Err(e) => {
+                tracing::warn!(variable = variable.name(), error = %e, "authenticated write refused");
+                AuthDecision::Refuse(e.efi_status())
+            }
+        }
+    }
+}

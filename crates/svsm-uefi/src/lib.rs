@@ -42,7 +42,7 @@ pub mod record;
 pub mod service;
 
 pub use api::{MmService, StoredVariable, VariableChange, VariableKey, VariableStorage};
-pub use authenticated::{AuthDecision, AuthenticatedWritePolicy};
+pub use authenticated::{AuthDecision, AuthenticatedWritePolicy, VarstoreDefault, VerifiedSecureBoot};
 pub use error::UefiError;
 pub use protocol::{PROTOCOL_UEFI_MM, UEFI_SERVICE_GUID, UefiProtocol};
 pub use service::{UefiConfig, UefiVariables};

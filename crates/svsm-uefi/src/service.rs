@@ -23,7 +23,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::api::{MmService, StoredVariable, VariableChange, VariableKey, VariableStorage};
 use crate::authenticated::{
     AuthDecision, AuthenticatedWrite, AuthenticatedWritePolicy, CurrentVariable, VariableLookup,
-    VarstoreDefault,
+    VerifiedSecureBoot,
 };
 use crate::error::UefiError;
 use crate::mm::{self, status};
@@ -88,9 +88,11 @@ const _: () = assert!(core::mem::size_of::<FsVariableIndexEntry>() == 28);
 impl<S: VariableStorage> UefiVariables<S> {
     /// Loads the persisted variables into a fresh `EfiVarStore`, runs its boot-time initialisation
     /// (`reset`: SetupMode, SecureBoot, SignatureSupport, ...) and commits what that changed, so the
-    /// service starts from durable state. Authenticated writes go through [`VarstoreDefault`].
+    /// service starts from durable state. Time-based authenticated writes of the Secure Boot key databases
+    /// are verified ([`VerifiedSecureBoot`]); [`VarstoreDefault`](crate::VarstoreDefault) (no verification) only by asking for it
+    /// through [`UefiVariables::open_with_policy`].
     pub fn open(storage: S, config: UefiConfig) -> Result<Self, UefiError> {
-        Self::open_with_policy(storage, config, Box::new(VarstoreDefault))
+        Self::open_with_policy(storage, config, Box::new(VerifiedSecureBoot))
     }
 
     /// [`UefiVariables::open`] with an [`AuthenticatedWritePolicy`] (e.g. `svsm-uefi-auth`'s verifier).

@@ -91,9 +91,14 @@ fn setup_mode_dbx_write_persists_its_timestamp_and_manifest_flags_follow() {
     let mut svsm = common::svsm_with(common::service(&path, &ledger));
     let time = [0xe8, 0x07, 12, 2, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let mut g = common::guest(svsm);
-    g.set_variable("dbx", &mm::IMAGE_SECURITY_DATABASE_GUID, 0x27, &auth2(time, b"dbx-payload"))
+    // In setup mode dbx needs no signature, but (verified service) its value must be a signature list.
+    let dbx_value = svsm_uefi_auth::siglist::build::list(
+        &svsm_uefi_auth::guid::EFI_CERT_SHA256,
+        &[(svsm_uefi_auth::Guid([0x42; 16]), &[0xdb; 32])],
+    );
+    g.set_variable("dbx", &mm::IMAGE_SECURITY_DATABASE_GUID, 0x27, &auth2(time, &dbx_value))
         .expect("setup mode");
-    assert_eq!(g.get_variable("dbx", &mm::IMAGE_SECURITY_DATABASE_GUID).expect("get").1, b"dbx-payload");
+    assert_eq!(g.get_variable("dbx", &mm::IMAGE_SECURITY_DATABASE_GUID).expect("get").1, dbx_value);
     svsm = std::mem::replace(&mut g.guest().transport.svsm, common::bare_svsm());
     drop(svsm);
     let service = common::service(&path, &ledger);
@@ -111,8 +116,13 @@ fn setup_mode_dbx_write_persists_its_timestamp_and_manifest_flags_follow() {
 #[test]
 fn enrolled_pk_sets_secureboot_enabled_and_memory_storage_is_not_persistent() {
     use svsm_uefi::persist::MemoryVariableStorage;
-    let mut service =
-        svsm_uefi::UefiVariables::open(MemoryVariableStorage::new(), Default::default()).expect("open");
+    // virtfw-varstore's own (unverified) behaviour: an unsigned PK in setup mode is taken.
+    let mut service = svsm_uefi::UefiVariables::open_with_policy(
+        MemoryVariableStorage::new(),
+        Default::default(),
+        Box::new(svsm_uefi::VarstoreDefault),
+    )
+    .expect("open");
     assert!(!service.persistent());
     assert!(!service.secure_boot_enabled());
     let reply = service

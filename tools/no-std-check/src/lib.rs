@@ -28,6 +28,9 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 /// Keeps each crate's code reachable so the linker sees it.
 #[unsafe(no_mangle)]
 pub extern "C" fn no_std_check_touch() -> usize {
+    let uefi_auth = svsm_uefi_auth::auth2::AuthenticatedData::parse(&[]).is_ok() as usize
+        + svsm_uefi_auth::pkcs7::parse_signed_data(&[]).is_ok() as usize
+        + svsm_uefi_auth::pkcs7::verify(&[], &[], &[]).is_err() as usize;
     let disk = svsm_block::MemDisk::new(512, 1);
     let faulty = disk.map(|d| svsm_block::fault::FaultDisk::new(d, svsm_block::fault::FaultConfig::new(0)));
     static POOL: svsm_block_virtio::BouncePool = svsm_block_virtio::BouncePool::new();
@@ -51,4 +54,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
             .map_or(0, |k| k.decrypt(b"{}").is_err() as usize)
         + core::mem::size_of::<svsm_kbs::KbsClient>()
         + svsm_ledger::Request::claimed_vm(&[]).is_err() as usize
+        + uefi_auth
 }
