@@ -225,6 +225,14 @@ pub enum Error {
         /// Offset of the second.
         second: usize,
     },
+    /// The same variable twice in the set to be written.
+    #[error("variable {name} ({guid}) appears twice in the variables to write")]
+    DuplicateToWrite {
+        /// The variable's name.
+        name: String,
+        /// Its vendor GUID.
+        guid: Guid,
+    },
     /// The variables need more room than the store has.
     #[error("the variables need {needed} bytes but the store holds only {available}")]
     StoreFull {
@@ -269,5 +277,5 @@ pub enum Error {
     },
 }
 
-/// Result with this crate's [`Error`].
+/// Result with this crate's [`enum@Error`].
 pub type Result<T> = core::result::Result<T, Error>;

@@ -466,25 +466,53 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// The empty image of [`FdLayout::Ovmf4M`].
-fn empty_ovmf_4m() -> Vec<u8> {
-    use ovmf_4m::*;
-    let mut image = vec![0xffu8; FV_LENGTH];
+/// Where the parts of an empty image go (all offsets from the start of the volume).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EmptyLayout {
+    /// Volume (and file) size, a whole number of blocks.
+    pub fv_length: usize,
+    /// Flash block size.
+    pub block_size: u32,
+    /// End of the variable store.
+    pub store_end: usize,
+    /// The fault-tolerant-write working block.
+    pub ftw_offset: usize,
+    /// Its size.
+    pub ftw_size: usize,
+}
+
+impl EmptyLayout {
+    /// [`FdLayout::Ovmf4M`].
+    pub(crate) const OVMF_4M: Self = Self {
+        fv_length: ovmf_4m::FV_LENGTH,
+        block_size: ovmf_4m::BLOCK_SIZE,
+        store_end: ovmf_4m::STORE_END,
+        ftw_offset: ovmf_4m::FTW_OFFSET,
+        ftw_size: ovmf_4m::FTW_SIZE,
+    };
+}
+
+/// An empty image of `layout`: FV header and block map, an empty healthy store, an initialised FTW working
+/// block, erased flash elsewhere.
+pub(crate) fn empty_image(layout: EmptyLayout) -> Vec<u8> {
+    let mut image = vec![0xffu8; layout.fv_length];
     let header_length = size_of::<FvHeader>() + 2 * size_of::<FvBlockMapEntry>();
     let mut fv = FvHeader {
         zero_vector: [0; 16],
         file_system_guid: wire::NV_DATA_FV_GUID.to_bytes(),
-        fv_length: (FV_LENGTH as u64).into(),
+        fv_length: (layout.fv_length as u64).into(),
         signature: wire::FV_SIGNATURE.into(),
-        attributes: FV_ATTRIBUTES.into(),
+        attributes: ovmf_4m::FV_ATTRIBUTES.into(),
         header_length: (header_length as u16).into(),
         checksum: 0.into(),
         ext_header_offset: 0.into(),
         reserved: 0,
         revision: wire::FV_REVISION,
     };
-    let map =
-        FvBlockMapEntry { num_blocks: ((FV_LENGTH as u32) / BLOCK_SIZE).into(), length: BLOCK_SIZE.into() };
+    let map = FvBlockMapEntry {
+        num_blocks: ((layout.fv_length as u32) / layout.block_size).into(),
+        length: layout.block_size.into(),
+    };
     let terminator = FvBlockMapEntry { num_blocks: 0.into(), length: 0.into() };
     let mut header = Vec::with_capacity(header_length);
     header.extend_from_slice(fv.as_bytes());
@@ -496,7 +524,7 @@ fn empty_ovmf_4m() -> Vec<u8> {
 
     let store = VariableStoreHeader {
         signature: wire::AUTH_VARIABLE_STORE_GUID.to_bytes(),
-        size: ((STORE_END - header_length) as u32).into(),
+        size: ((layout.store_end - header_length) as u32).into(),
         format: wire::STORE_FORMATTED,
         state: wire::STORE_HEALTHY,
         reserved: 0.into(),
@@ -510,23 +538,27 @@ fn empty_ovmf_4m() -> Vec<u8> {
         crc: u32::MAX.into(),
         state: 0xff,
         reserved: [0xff; 3],
-        write_queue_size: ((FTW_SIZE - size_of::<FtwWorkingBlockHeader>()) as u64).into(),
+        write_queue_size: ((layout.ftw_size - size_of::<FtwWorkingBlockHeader>()) as u64).into(),
     };
     ftw.crc = crc32(ftw.as_bytes()).into();
     ftw.state = 0xfe; // WorkingBlockValid
-    image[FTW_OFFSET..FTW_OFFSET + size_of::<FtwWorkingBlockHeader>()].copy_from_slice(ftw.as_bytes());
+    let ftw_header = layout.ftw_offset..layout.ftw_offset + size_of::<FtwWorkingBlockHeader>();
+    image[ftw_header].copy_from_slice(ftw.as_bytes());
     image
 }
 
 /// Writes `vars` as a complete image of `layout`, in the order given, each as a single ADDED copy.
 pub fn write(vars: &[EfiVar], layout: &FdLayout) -> Result<Vec<u8>> {
     let mut image = match layout {
-        FdLayout::Ovmf4M => empty_ovmf_4m(),
+        FdLayout::Ovmf4M => empty_image(EmptyLayout::OVMF_4M),
         FdLayout::Template(template) => template.clone(),
     };
     let geometry = parse(&image)?.geometry;
     let mut area = Vec::new();
-    for var in vars {
+    for (index, var) in vars.iter().enumerate() {
+        if vars[..index].iter().any(|other| other.name() == var.name() && other.guid() == var.guid()) {
+            return Err(Error::DuplicateToWrite { name: var.name().into(), guid: *var.guid() });
+        }
         area.extend_from_slice(&encode_variable(var)?);
     }
     let capacity = geometry.capacity();
@@ -551,7 +583,7 @@ mod tests {
 
     #[test]
     fn empty_4m_image_parses_with_no_variables() {
-        let image = parse(&empty_ovmf_4m()).unwrap();
+        let image = parse(&empty_image(EmptyLayout::OVMF_4M)).unwrap();
         assert!(image.variables.is_empty());
         assert_eq!(image.geometry.variables_start, 0x64);
         assert_eq!(image.geometry.store_end, 0x40000);

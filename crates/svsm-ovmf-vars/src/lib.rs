@@ -7,11 +7,14 @@
 //! SVSM. Both formats implement [`VarStoreFormat`] over [`EfiVar`], the type virtfw-varstore's engine keeps,
 //! so there is one definition of a variable across the stack.
 //!
-//! The `.fd` layout and the rules the parser applies are written down in `FORMAT.md` beside this crate.
+//! The `.fd` layout and the rules the parser applies are written down in `FORMAT.md` beside this crate
+//! (included below).
 //! Every input is untrusted: any defect is a precise [`Error`], never a panic (the `fd` and `json` fuzz
 //! targets in `fuzz/` hold that).
 //!
 //! `no_std` + `alloc`; the `json` feature (host tools) needs `std`.
+#![doc = ""]
+#![doc = include_str!("../FORMAT.md")]
 #![no_std]
 
 extern crate alloc;

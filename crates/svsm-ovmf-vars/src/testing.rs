@@ -42,3 +42,15 @@ pub fn header_name(
         raw.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).take_while(|&u| u != 0).collect();
     alloc::string::String::from_utf16(&units).ok()
 }
+
+/// A valid empty 16 KiB image (4 blocks of 4 KiB, store up to 8 KiB, FTW block at 12 KiB): a small template
+/// for fuzzing and for tests that fill a store.
+pub fn small_template() -> Vec<u8> {
+    crate::fd::empty_image(crate::fd::EmptyLayout {
+        fv_length: 0x4000,
+        block_size: 0x1000,
+        store_end: 0x2000,
+        ftw_offset: 0x3000,
+        ftw_size: 0x1000,
+    })
+}
