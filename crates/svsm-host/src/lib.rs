@@ -6,4 +6,5 @@ pub mod kbs;
 pub mod ledger;
 pub mod sockets;
 pub mod state;
+pub mod uefi;
 pub mod vtpm;

@@ -57,6 +57,13 @@ enum Command {
         /// and author key digests), as hardware would for a VM launched from it.
         #[arg(long)]
         igvm: Option<std::path::PathBuf>,
+        /// Also serve UEFI variables (protocol 4), persisted in `<DIR>/uefi-vars.store` (strict ledger mode,
+        /// development key and file ledger of that directory).
+        #[arg(long, value_name = "DIR")]
+        uefi_state_dir: Option<std::path::PathBuf>,
+        /// With --uefi-state-dir: create the UEFI volume if it is missing (a new directory gets one anyway).
+        #[arg(long, requires = "uefi_state_dir")]
+        uefi_create: bool,
     },
     /// Relay between the SVSM's key-release channel and a Trustee KBS (the untrusted host proxy: it sees the
     /// report, public keys and ciphertext only).
@@ -82,8 +89,18 @@ fn main() -> std::process::ExitCode {
         Command::Store(cmd) => cli::store::run(cmd),
         Command::Attest(cmd) => cli::attest::run(cmd),
         Command::Igvm(cmd) => cli::igvm::run(cmd),
-        Command::SvsmServe { svsm_socket, memory, memory_mib, ark_out, igvm } => {
-            cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out, igvm.as_deref())
+        Command::SvsmServe {
+            svsm_socket,
+            memory,
+            memory_mib,
+            ark_out,
+            igvm,
+            uefi_state_dir,
+            uefi_create,
+        } => {
+            let uefi = uefi_state_dir
+                .map(|state_dir| cli::harness::UefiServeArgs { state_dir, create: uefi_create });
+            cli::harness::run_serve(&svsm_socket, &memory, memory_mib, ark_out, igvm.as_deref(), uefi)
         }
         Command::Guest(cmd) => cli::harness::run_guest(cmd),
         Command::KbsProxy(args) => cli::kbs::run_proxy(args),

@@ -115,7 +115,20 @@ impl Svsm {
         }
         let nonce = self.validate_common(mem, &op.base)?;
         let guid = op.guid();
-        if guid != VTPM_SERVICE_GUID || self.vtpm.is_none() {
+        if guid != VTPM_SERVICE_GUID {
+            // A registered protocol's service (e.g. UEFI variables): its manifest body, no selector.
+            let entry = self.registered_manifest_entries().into_iter().find(|(g, _)| *g == guid);
+            let Some((_, body)) = entry else { return Err(SvsmError::UnknownService(guid)) };
+            if selector.is_some() {
+                return Err(SvsmError::SelectorInvalid("this service takes no selector"));
+            }
+            if op.manifest_version != 0 {
+                return Err(SvsmError::InvalidParameter("service manifest version must be 0"));
+            }
+            let rd = report_data(&nonce, &body);
+            return self.finish_attestation(mem, regs, &op.base, &body, &rd);
+        }
+        if self.vtpm.is_none() {
             return Err(SvsmError::UnknownService(guid));
         }
         if op.manifest_version != 0 {
@@ -171,6 +184,7 @@ impl Svsm {
         if self.vtpm.is_some() {
             services.push((VTPM_SERVICE_GUID, self.ek_public()?));
         }
+        services.extend(self.registered_manifest_entries());
         let refs: Vec<(Guid, &[u8])> = services.iter().map(|(g, d)| (*g, d.as_slice())).collect();
         build_services_manifest(&refs).map_err(|_| SvsmError::InvalidRequest("services manifest too large"))
     }

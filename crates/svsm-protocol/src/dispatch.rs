@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use crate::api::{GuestMemory, PageStatePlatform, SnpPlatform, VcpuPlatform, VcpuRequest, VtpmService};
 use crate::error::{SVSM_SUCCESS, SvsmError};
+use crate::registry::{CallContext, ProtocolHandler};
 use crate::wire::CALLING_AREA_SIZE;
 
 /// Protocol number of the core protocol.
@@ -56,6 +57,8 @@ pub struct Svsm {
     pub(crate) caa: u64,
     pub(crate) vcpu_table: BTreeMap<u64, VcpuRequest>,
     pub(crate) ek_public: Option<Vec<u8>>,
+    /// Protocols registered with [`Svsm::register_protocol`], by protocol number.
+    pub(crate) registered: BTreeMap<u32, Box<dyn ProtocolHandler + Send>>,
 }
 
 impl core::fmt::Debug for Svsm {
@@ -65,6 +68,7 @@ impl core::fmt::Debug for Svsm {
             .field("caa", &self.caa)
             .field("vtpm", &self.vtpm.is_some())
             .field("vcpus", &self.vcpu_table.len())
+            .field("registered", &self.registered.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +91,30 @@ impl Svsm {
             caa: config.initial_caa,
             vcpu_table: BTreeMap::new(),
             ek_public: None,
+            registered: BTreeMap::new(),
         }
+    }
+
+    /// Adds a protocol served outside this crate (e.g. the UEFI variable protocol, 4). Refuses a number that
+    /// is built in or already registered, so no protocol is silently replaced.
+    pub fn register_protocol(&mut self, handler: Box<dyn ProtocolHandler + Send>) -> Result<(), SvsmError> {
+        let protocol = handler.protocol();
+        if protocol <= PROTOCOL_VTPM || self.registered.contains_key(&protocol) {
+            return Err(SvsmError::InvalidRequest("protocol number already served"));
+        }
+        self.registered.insert(protocol, handler);
+        Ok(())
+    }
+
+    /// Builder form of [`Svsm::register_protocol`]: `Svsm::new(..).with_protocol(handler)?`.
+    pub fn with_protocol(mut self, handler: Box<dyn ProtocolHandler + Send>) -> Result<Self, SvsmError> {
+        self.register_protocol(handler)?;
+        Ok(self)
+    }
+
+    /// The manifest entries of the registered protocols, in protocol-number order.
+    pub(crate) fn registered_manifest_entries(&mut self) -> Vec<(crate::guid::Guid, Vec<u8>)> {
+        self.registered.values_mut().filter_map(|h| h.manifest_entry()).collect()
     }
 
     /// gPA of the current calling area (changed by REMAP_CA).
@@ -118,7 +145,10 @@ impl Svsm {
             PROTOCOL_CORE => self.core_call(mem, regs, call),
             PROTOCOL_ATTEST => self.attest_call(mem, regs, call),
             PROTOCOL_VTPM if self.vtpm.is_some() => self.vtpm_call(mem, regs, call),
-            other => Err(SvsmError::UnsupportedProtocol(other)),
+            other => match self.registered.get_mut(&other) {
+                Some(handler) => handler.handle_call(&CallContext::new(self.config), mem, regs, call),
+                None => Err(SvsmError::UnsupportedProtocol(other)),
+            },
         };
         regs.rax = match result {
             Ok(()) => u64::from(SVSM_SUCCESS),
@@ -135,7 +165,7 @@ impl Svsm {
             PROTOCOL_CORE => Some((1, 1)),
             PROTOCOL_ATTEST => Some((1, 2)),
             PROTOCOL_VTPM if self.vtpm.is_some() => Some((1, 1)),
-            _ => None,
+            other => self.registered.get(&other).map(|h| h.versions()),
         }
     }
 
@@ -146,15 +176,7 @@ impl Svsm {
         gpa: u64,
         len: u64,
     ) -> Result<(), SvsmError> {
-        let end = gpa.checked_add(len).ok_or(SvsmError::InvalidAddress { gpa, reason: "range wraps" })?;
-        if !mem.contains(gpa, len) {
-            return Err(SvsmError::InvalidAddress { gpa, reason: "not guest memory" });
-        }
-        let svsm_end = self.config.svsm_base.saturating_add(self.config.svsm_size);
-        if len > 0 && gpa < svsm_end && end > self.config.svsm_base {
-            return Err(SvsmError::InvalidAddress { gpa, reason: "overlaps SVSM memory" });
-        }
-        Ok(())
+        check_guest_range(&self.config, mem, gpa, len)
     }
 
     /// Checks that a gPA names one whole page of guest memory.
@@ -164,4 +186,22 @@ impl Svsm {
         }
         self.check_guest_range(mem, gpa, CALLING_AREA_SIZE as u64)
     }
+}
+
+/// Checks that `[gpa, gpa+len)` is guest memory and does not touch the SVSM memory `config` names.
+pub(crate) fn check_guest_range(
+    config: &SvsmConfig,
+    mem: &dyn GuestMemory,
+    gpa: u64,
+    len: u64,
+) -> Result<(), SvsmError> {
+    let end = gpa.checked_add(len).ok_or(SvsmError::InvalidAddress { gpa, reason: "range wraps" })?;
+    if !mem.contains(gpa, len) {
+        return Err(SvsmError::InvalidAddress { gpa, reason: "not guest memory" });
+    }
+    let svsm_end = config.svsm_base.saturating_add(config.svsm_size);
+    if len > 0 && gpa < svsm_end && end > config.svsm_base {
+        return Err(SvsmError::InvalidAddress { gpa, reason: "overlaps SVSM memory" });
+    }
+    Ok(())
 }

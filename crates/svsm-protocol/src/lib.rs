@@ -10,6 +10,8 @@
 //! * [`api`]: [`GuestMemory`] and the platform services ([`VtpmService`], [`SnpPlatform`], ...).
 //! * [`wire`]: every guest-memory structure with compile-time layout asserts.
 //! * [`Svsm`] ([`dispatch`]): decodes RAX and runs [`core_protocol`], [`attest`] and [`vtpm`] calls.
+//! * [`registry`]: [`ProtocolHandler`], protocols served outside this crate (UEFI variables), registered
+//!   with [`Svsm::register_protocol`] without changing `Svsm::new`.
 //! * [`manifest`], [`tpm`], [`guid`]: the services manifest, the TPM marshalling the SVSM needs, GUIDs.
 //! * With `doubles`: [`model`], the page-state (RMP) and vCPU models a host-side SVSM runs against (test
 //!   doubles of SNP hardware; never in the no_std kernel build).
@@ -29,6 +31,7 @@ pub mod manifest;
 pub mod memory;
 #[cfg(feature = "doubles")]
 pub mod model;
+pub mod registry;
 pub mod tpm;
 pub mod vtpm;
 pub mod wire;
@@ -46,6 +49,7 @@ pub use dispatch::{Registers, Svsm, SvsmConfig, call_rax};
 pub use error::{GuestMemoryError, PlatformError, SvsmError, VtpmError};
 pub use guid::Guid;
 pub use memory::VecGuestMemory;
+pub use registry::{CallContext, ProtocolHandler};
 
 /// Size of an SNP ATTESTATION_REPORT (versions 2 to 5).
 pub const SNP_REPORT_SIZE: usize = 0x4A0;

@@ -79,6 +79,14 @@ pub struct ServeArgs {
     /// POLICY, ID and author key digests), as hardware would for a VM launched from it.
     #[arg(long, requires = "svsm_socket")]
     igvm: Option<PathBuf>,
+    /// With --svsm-socket: also serve UEFI variables (protocol 4), non-volatile ones persisted in their own
+    /// volume `<state-dir>/uefi-vars.store` (strict ledger mode; durable before SetVariable returns).
+    #[arg(long, requires = "svsm_socket")]
+    uefi: bool,
+    /// With --uefi: create the UEFI volume if it is missing (a new state directory gets one anyway). Without
+    /// it a missing volume is an error: starting from empty variables would drop dbx.
+    #[arg(long, requires = "uefi")]
+    uefi_create: bool,
     /// Who keeps the freshness records: `file` (the default: `<state-dir>/ledger`, DEVELOPMENT only, the
     /// host can rewind it with the directory) or `service:HOST:PORT` (a `svsm-host ledger serve` instance;
     /// needs --ledger-vm-id and --ledger-key from `ledger enrol`). With the service, a rewound state
@@ -166,6 +174,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         vtpm::open_manufactured(&vol, &lock)?.0
     };
+    // The UEFI volume is checked before anything is served: a rolled-back or damaged one stops the start.
+    let mut protocols = Vec::new();
+    if args.uefi {
+        let uefi_vol =
+            crate::uefi::volume(&dir, args.store_key.as_deref(), Some(vol.ledger_source().clone()));
+        let service = crate::uefi::open_service(&uefi_vol, &lock, first_start || args.uefi_create)?;
+        println!(
+            "uefi    UEFI variables (protocol 4) on {} ({} non-volatile)",
+            uefi_vol.image().display(),
+            service.variables().count()
+        );
+        protocols.push(crate::uefi::protocol(service));
+    }
     let blob_key = vtpm::state_blob_key(&vol, &storage)?;
     let mut engine = LibTpms::new(storage, StateMode::RequireExisting)?;
     if !args.incoming {
@@ -202,6 +223,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             access,
             Box::new(vtpm),
             snp_config,
+            protocols,
         )?;
         println!(
             "svsm    SVSM calls on {} (guest memory {}; simulated SNP platform, trust anchor {})",
