@@ -41,3 +41,15 @@ pub use uguid::Guid;
 pub use virtfw_libefi::efivar::types::{EfiVar, EfiVarAttr, EfiVarId};
 /// Timestamps of time-based authenticated variables.
 pub use virtfw_libefi::types::EfiTime;
+
+/// The 16 bytes of an `EFI_TIME`, as variable headers and persistence records store them.
+pub fn efi_time_to_bytes(time: &EfiTime) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(zerocopy::IntoBytes::as_bytes(time));
+    out
+}
+
+/// An `EFI_TIME` from its 16 stored bytes (any bytes are a value; nothing is validated).
+pub fn efi_time_from_bytes(bytes: &[u8; 16]) -> EfiTime {
+    zerocopy::FromBytes::read_from_bytes(bytes.as_slice()).unwrap_or_default()
+}
