@@ -51,4 +51,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
             .map_or(0, |k| k.decrypt(b"{}").is_err() as usize)
         + core::mem::size_of::<svsm_kbs::KbsClient>()
         + svsm_ledger::Request::claimed_vm(&[]).is_err() as usize
+        + svsm_ovmf_vars::fd::parse(&[]).is_err() as usize
 }
