@@ -13,12 +13,15 @@ CARGO ?= cargo
 # Secure Boot variable updates svsm-uefi-auth's tests verify.
 APT_PACKAGES := pkg-config libtpms-dev swtpm swtpm-tools tpm2-tools openssl qemu-system-x86 ovmf python3-jwcrypto \
 	etcd-server etcd-client protobuf-compiler libprotobuf-dev sbsigntool
+# PyPI packages the tests need (not in Debian bookworm). virt-firmware: virt-fw-vars, the real peer the OVMF
+# varstore import/export tests compare against (JSON and .fd, both directions).
+PIP_PACKAGES := virt-firmware
 FUZZ_SECONDS ?= 60
 STATE_DIR ?= state
 
 .PHONY: run test deps check lint doc no-std unit fuzz fuzz-list bench clean
 
-## Install the Debian packages the build and tests need (skips what is already installed).
+## Install the Debian and PyPI packages the build and tests need (skips what is already installed).
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -26,6 +29,10 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@for p in $(PIP_PACKAGES); do \
+	  python3 -m pip show -q $$p >/dev/null 2>&1 && continue; echo "installing (pip): $$p"; \
+	  python3 -m pip install -q $$p || python3 -m pip install -q --break-system-packages $$p || exit 1; \
+	done
 
 ## The main job: the host runtime serving a vTPM on a local encrypted store (state in ./$(STATE_DIR)).
 run: deps

@@ -31,6 +31,10 @@ enum Command {
     /// Create, inspect, check, read, write, back up and restore encrypted secure-store volumes.
     #[command(subcommand)]
     Store(cli::store::StoreCommand),
+    /// Import, export, list and show the UEFI variables of a state directory's UEFI volume (OVMF varstore
+    /// .fd images and virt-fw-vars JSON).
+    #[command(subcommand)]
+    Uefi(cli::uefi::UefiCommand),
     /// SEV-SNP launch measurement and reference values of IGVM files.
     #[command(subcommand)]
     Igvm(cli::igvm::IgvmCommand),
@@ -92,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Store(cmd) => cli::store::run(cmd),
         Command::Attest(cmd) => cli::attest::run(cmd),
         Command::Igvm(cmd) => cli::igvm::run(cmd),
+        Command::Uefi(cmd) => cli::uefi::run(cmd),
         Command::SvsmServe {
             svsm_socket,
             memory,

@@ -55,4 +55,5 @@ pub extern "C" fn no_std_check_touch() -> usize {
         + core::mem::size_of::<svsm_kbs::KbsClient>()
         + svsm_ledger::Request::claimed_vm(&[]).is_err() as usize
         + uefi_auth
+        + svsm_ovmf_vars::fd::parse(&[]).is_err() as usize
 }

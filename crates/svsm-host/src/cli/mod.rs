@@ -9,3 +9,4 @@ pub mod ledger;
 pub mod serve;
 pub mod store;
 pub mod tpm;
+pub mod uefi;
