@@ -2,11 +2,11 @@
 //! process, on the same real 3-member loopback cluster, interleaved in one run. One volume, and 16 volumes at
 //! once (one operation = 16 concurrent compare-and-sets).
 
-#[path = "../tests/ledger_common/mod.rs"]
-mod ledger_common;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
+use common::ledger::*;
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use ledger_common::*;
 use svsm_benchkit::{Plan, Report, Target, compare};
 use svsm_store::{Ledger as _, LedgerRecord, VolumeId};
 
@@ -106,4 +106,4 @@ fn main() {
     report.emit();
 }
 
-type Client_ = ledger_common::Client;
+type Client_ = common::ledger::Client;

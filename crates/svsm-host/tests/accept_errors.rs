@@ -3,22 +3,16 @@
 //! no CPU, and once descriptors are free again both the vTPM control socket and the SVSM call interface
 //! (the harness's `serve`) accept and answer new clients.
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+mod common;
+
+use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::Serve;
+
 use svsm_harness::frame::{FRAME_MAGIC, FRAME_SIZE, FRAME_VERSION, KIND_RESUME, KIND_VMGEXIT, RegisterFrame};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// CPU time (user + system) of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -68,27 +62,12 @@ fn out_of_descriptors_the_accept_loops_back_off_and_recover() {
     let state = tmp.path().join("state");
     let svsm = tmp.path().join("svsm.sock");
     let limit = 64;
-    let mut child = Command::new("prlimit")
-        .arg(format!("--nofile={limit}:{limit}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["serve", "--state-dir"])
-        .arg(&state)
-        .arg("--svsm-socket")
-        .arg(&svsm)
-        .env("SVSM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prlimit (util-linux) is needed");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let serve = Serve(child);
-    for line in out.lines() {
-        if line.unwrap() == "ready" {
-            break;
-        }
-    }
-    let pid = serve.0.id();
+    let serve = Serve::new(&state)
+        .wrapped_in("prlimit", &[&format!("--nofile={limit}:{limit}")])
+        .args(["--svsm-socket".as_ref(), svsm.as_os_str()])
+        .log_filter("warn")
+        .start();
+    let pid = serve.pid();
     let ctrl = state.join("swtpm.sock.ctrl");
     capability(&ctrl).unwrap();
     svsm_call(&svsm).unwrap();

@@ -1,11 +1,9 @@
 //! `svsm-host attest simulate` then `attest verify`: accepted as produced, rejected after tampering or when
 //! presented as evidence of another request.
 
-use std::process::Command;
+mod common;
 
-fn host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-}
+use common::{Serve, host};
 
 #[test]
 fn simulate_then_verify_accepts_and_tampering_rejects() {
@@ -108,30 +106,15 @@ fn single_service_evidence_verifies_only_as_what_was_requested() {
 /// attests it, and the verifier accepts the EK the real vTPM created.
 #[test]
 fn serve_with_svsm_socket_attests_the_real_vtpm() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let state = d.join("state");
     let sock = d.join("svsm.sock");
-    let mut child = host()
-        .args(["serve", "--tcp", "--mssim-port", "0", "--swtpm-port", "0", "--no-swtpm-unix", "--state-dir"])
-        .arg(&state)
-        .arg("--svsm-socket")
-        .arg(&sock)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut ready = false;
-    for line in BufReader::new(stdout).lines() {
-        if line.expect("line").trim() == "ready" {
-            ready = true;
-            break;
-        }
-    }
-    let result = std::panic::catch_unwind(|| {
-        assert!(ready, "serve did not become ready");
+    let _serve = Serve::new(&state)
+        .tcp()
+        .args(["--no-swtpm-unix".as_ref(), "--svsm-socket".as_ref(), sock.as_os_str()])
+        .start();
+    {
         let mem = state.join("guest.mem");
         let guest = |extra: &[&str]| {
             host()
@@ -166,10 +149,5 @@ fn serve_with_svsm_socket_attests_the_real_vtpm() {
         let text = String::from_utf8_lossy(&ok.stdout);
         assert_eq!(ok.status.code(), Some(0), "{text}");
         assert!(text.contains("verdict: ACCEPTED") && text.contains("vTPM EK Name: 000b"), "{text}");
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
     }
 }

@@ -2,11 +2,11 @@
 //! directory and certifies both EKs, as `swtpm_setup --create-ek-cert` does with its local CA. Checked with
 //! tpm2-tools and the openssl CLI (independent implementations).
 
-mod tpm_tools;
+mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use tpm_tools::{Daemon, require_tpm2_tools, run_ok, svsm_host, tpm2_ok};
+use common::{Daemon, require_tpm2_tools, run_ok, svsm_host, tpm2_ok};
 
 #[test]
 fn first_start_without_an_ek_ca_certifies_both_eks_with_a_development_ca() {
@@ -14,8 +14,8 @@ fn first_start_without_an_ek_ca_certifies_both_eks_with_a_development_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let state = work.join("state");
-    let d = Daemon::start(&state, &[]).unwrap();
-    let t = d.tcti.clone();
+    let d = Daemon::start(&state, &[]);
+    let t = d.unix_tcti();
     tpm2_ok(&t, work, &["tpm2_startup", "-c"]);
     tpm2_ok(&t, work, &["tpm2_getekcertificate", "-o", "rsa.der", "-o", "ecc.der"]);
 
@@ -67,9 +67,9 @@ fn first_start_without_an_ek_ca_certifies_both_eks_with_a_development_ca() {
 
     // A restart keeps the same CA (it is not re-created) and the certificates still verify against it.
     let ca_before = std::fs::read(&ca).unwrap();
-    let d = Daemon::start(&state, &[]).unwrap();
-    tpm2_ok(&d.tcti, work, &["tpm2_startup", "-c"]);
-    tpm2_ok(&d.tcti, work, &["tpm2_getekcertificate", "-o", "rsa2.der", "-o", "ecc2.der"]);
+    let d = Daemon::start(&state, &[]);
+    tpm2_ok(&d.unix_tcti(), work, &["tpm2_startup", "-c"]);
+    tpm2_ok(&d.unix_tcti(), work, &["tpm2_getekcertificate", "-o", "rsa2.der", "-o", "ecc2.der"]);
     assert_eq!(std::fs::read(&ca).unwrap(), ca_before);
     assert_eq!(std::fs::read(work.join("rsa2.der")).unwrap(), std::fs::read(work.join("rsa.der")).unwrap());
 }

@@ -1,19 +1,15 @@
 //! `svsm-host igvm measure`, and the simulated launch from an IGVM file (`attest simulate --igvm`,
 //! `svsm-serve --igvm`): the reports carry the file's launch values, and `attest verify` checks them.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Killed, host, text, wait_for};
 
 use svsm_igvm::testing::{TEST_POLICY, TestImage, pattern, sample_image};
 use svsm_igvm::{IgvmCrateRules, SnpLaunchValues, measure};
-
-fn host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 /// Writes the test file and returns its launch values as the library computes them (pinned against an
 /// independent PAGE_INFO chain in svsm-igvm's tests).
@@ -194,26 +190,27 @@ fn svsm_serve_with_igvm_attests_the_files_measurement() {
     let d = dir.path();
     let (file, v) = write(d, "sample.igvm", &sample_image(TEST_POLICY));
     let (sock, mem, ark) = (d.join("svsm.sock"), d.join("guest.mem"), d.join("ark.pem"));
-    let mut child = host()
-        .arg("svsm-serve")
-        .arg("--svsm-socket")
-        .arg(&sock)
-        .arg("--memory")
-        .arg(&mem)
-        .arg("--ark-out")
-        .arg(&ark)
-        .arg("--igvm")
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let result = std::panic::catch_unwind(|| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !sock.exists() {
-            assert!(std::time::Instant::now() < deadline, "svsm-serve did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+    let _serve = Killed(
+        host()
+            .arg("svsm-serve")
+            .arg("--svsm-socket")
+            .arg(&sock)
+            .arg("--memory")
+            .arg(&mem)
+            .arg("--ark-out")
+            .arg(&ark)
+            .arg("--igvm")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    {
+        assert!(
+            wait_for(Duration::from_secs(120), || sock.exists().then_some(())).is_some(),
+            "svsm-serve did not start"
+        );
         let ev = d.join("ev");
         let out = host()
             .args(["guest", "attest", "--svsm-socket"])
@@ -229,10 +226,5 @@ fn svsm_serve_with_igvm_attests_the_files_measurement() {
         assert_eq!(field(&report, 0x90, 48), &v.measurement);
         assert_eq!(field(&report, 0x08, 8), &TEST_POLICY.to_le_bytes());
         assert_eq!(field(&report, 0xE0, 48), &[0; 48], "no ID block: ID_KEY_DIGEST zero");
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
     }
 }

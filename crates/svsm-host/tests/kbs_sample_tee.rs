@@ -3,10 +3,9 @@
 //! it does, the binding (48-byte SHA-384, unpadded), the JWE and the key use work end to end.
 
 mod common;
-mod tpm_tools;
 
 use common::kbs::*;
-use tpm_tools::{Daemon, tpm2_ok};
+use common::{Daemon, tpm2_ok};
 
 #[test]
 fn sample_evidence_is_refused_unless_the_kbs_accepts_it_then_opens_the_vtpm() {
@@ -29,9 +28,9 @@ fn sample_evidence_is_refused_unless_the_kbs_accepts_it_then_opens_the_vtpm() {
     assert!(err.contains("DEVELOPMENT ONLY"), "the sample TEE is labelled: {err}");
 
     kbs.set_accept_sample(true);
-    let daemon = Daemon::start(&state, &args).unwrap();
-    tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_startup", "-c"]);
-    tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_getrandom", "--hex", "8"]);
+    let daemon = Daemon::start(&state, &args);
+    tpm2_ok(&daemon.unix_tcti(), tmp.path(), &["tpm2_startup", "-c"]);
+    tpm2_ok(&daemon.unix_tcti(), tmp.path(), &["tpm2_getrandom", "--hex", "8"]);
     assert!(daemon.log().contains("KBS released the secret"), "{}", daemon.log());
     drop(daemon);
     assert_eq!(kbs.counts().released, 1);

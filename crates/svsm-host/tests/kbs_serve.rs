@@ -4,10 +4,9 @@
 //! or the store's MAC error, and the store is untouched.
 
 mod common;
-mod tpm_tools;
 
 use common::kbs::*;
-use tpm_tools::{Daemon, require_tpm2_tools, tpm2_ok};
+use common::{Daemon, require_tpm2_tools, tpm2_ok};
 
 fn digest(path: &std::path::Path) -> Vec<u8> {
     use sha2::Digest;
@@ -41,17 +40,21 @@ fn serve_opens_the_provisioned_vtpm_with_the_released_key_and_state_persists() {
     let args = serve_args(&proxy);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
-    let daemon = Daemon::start(&state, &args).unwrap();
-    tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_startup", "-c"]);
-    tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_createprimary", "-C", "o", "-c", "primary.ctx"]);
-    tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_evictcontrol", "-C", "o", "-c", "primary.ctx", "0x81000005"]);
+    let daemon = Daemon::start(&state, &args);
+    tpm2_ok(&daemon.unix_tcti(), tmp.path(), &["tpm2_startup", "-c"]);
+    tpm2_ok(&daemon.unix_tcti(), tmp.path(), &["tpm2_createprimary", "-C", "o", "-c", "primary.ctx"]);
+    tpm2_ok(
+        &daemon.unix_tcti(),
+        tmp.path(),
+        &["tpm2_evictcontrol", "-C", "o", "-c", "primary.ctx", "0x81000005"],
+    );
     assert!(daemon.log().contains("KBS released the secret"), "{}", daemon.log());
     drop(daemon);
     assert_eq!(kbs.counts().released, 1);
 
-    let daemon = Daemon::start(&state, &args).unwrap();
-    tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_startup", "-c"]);
-    let handles = tpm2_ok(&daemon.tcti, tmp.path(), &["tpm2_getcap", "handles-persistent"]);
+    let daemon = Daemon::start(&state, &args);
+    tpm2_ok(&daemon.unix_tcti(), tmp.path(), &["tpm2_startup", "-c"]);
+    let handles = tpm2_ok(&daemon.unix_tcti(), tmp.path(), &["tpm2_getcap", "handles-persistent"]);
     assert!(handles.contains("0x81000005"), "the persistent key survived the restart: {handles}");
     drop(daemon);
     assert_eq!(kbs.counts().released, 2, "each start asks the KBS again");

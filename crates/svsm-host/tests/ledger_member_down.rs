@@ -2,8 +2,8 @@
 //! later restarted: the campaign continues on the other two; no acknowledged commit is lost and no rollback is
 //! accepted.
 
-mod ledger_common;
-use ledger_common::*;
+mod common;
+use common::ledger::*;
 use std::time::{Duration, Instant};
 use svsm_block::MemDisk;
 use svsm_store::{FormatParams, LedgerMode, OpenOptions, OsRandom, Store, StoreError, StoreKey};

@@ -1,8 +1,8 @@
 //! Two ledger-service instances on one 3-member etcd cluster, two clients racing compare-and-set on the same
 //! volume: exactly one wins each generation, and the loser is told the winner's record.
 
-mod ledger_common;
-use ledger_common::*;
+mod common;
+use common::ledger::*;
 use std::sync::{Arc, Barrier};
 use svsm_store::{Ledger as _, LedgerError, VolumeId};
 

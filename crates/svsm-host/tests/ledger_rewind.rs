@@ -3,10 +3,10 @@
 //! development file ledger (inside the state directory) the same rewind goes unnoticed, which is why that
 //! ledger is development-only.
 
-mod ledger_common;
-use ledger_common::*;
+mod common;
+use common::copy_dir;
+use common::ledger::*;
 use std::path::Path;
-use std::process::Command;
 use svsm_block::FileDisk;
 use svsm_store::{
     FileLedger, FormatParams, Ledger, LedgerMode, OpenOptions, OsRandom, Store, StoreError, StoreKey,
@@ -20,11 +20,6 @@ fn commit_n<L: Ledger>(store: &mut Store<FileDisk, L>, n: u64) {
         tx.put(OBJECT, &i.to_le_bytes()).unwrap();
         tx.commit().unwrap();
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    assert!(Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success());
 }
 
 fn make_volume<L: Ledger>(state: &Path, key: &StoreKey, mode: LedgerMode, ledger: L) -> Store<FileDisk, L> {

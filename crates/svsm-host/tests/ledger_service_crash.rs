@@ -2,8 +2,8 @@
 //! reaches the VM) and once before the request reached it. Either way the store reads back through a restarted
 //! service and decides correctly: adopts the commit that the ledger holds, discards the one it does not.
 
-mod ledger_common;
-use ledger_common::*;
+mod common;
+use common::ledger::*;
 use std::sync::{Arc, Mutex};
 use svsm_block::MemDisk;
 use svsm_ledger::tcp::TcpTransport;

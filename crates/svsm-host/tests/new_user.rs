@@ -5,103 +5,20 @@
 //!
 //! Needs tpm2-tools (`make deps`); fails loudly without it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_svsm-host");
-
-struct Serve {
-    child: Child,
-    lines: Vec<String>,
-    stderr: PathBuf,
-}
-
-impl Serve {
-    fn start(state: &Path, extra: &[&str]) -> Serve {
-        let stderr = state.with_extension("stderr");
-        let log = std::fs::File::create(&stderr).unwrap();
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra)
-            .env("SVSM_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(l) if l == "ready" => break,
-                Ok(l) => lines.push(l),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "serve did not get ready:\n{}\n{}",
-                        lines.join("\n"),
-                        std::fs::read_to_string(&stderr).unwrap()
-                    );
-                }
-            }
-        }
-        Serve { child, lines, stderr }
-    }
-
-    /// The TCTI string serve printed for `prefix` (e.g. `swtpm:path=`).
-    fn tcti(&self, prefix: &str) -> Option<String> {
-        self.lines.iter().find_map(|l| {
-            let t = l.split("TPM2TOOLS_TCTI=").nth(1)?;
-            let t = t.split_whitespace().next()?;
-            t.starts_with(prefix).then(|| t.to_string())
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Serve, host, text};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("SVSM_LOG", "warn").output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn tpm2(tcti: &str, args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .env("TPM2TOOLS_TCTI", tcti)
-        .output()
-        .unwrap_or_else(|e| panic!("{} could not run ({e}): install tpm2-tools with `make deps`", args[0]))
+    host().args(args).env("SVSM_LOG", "warn").output().unwrap()
 }
 
 fn tpm2_ok(tcti: &str, args: &[&str]) -> String {
-    let o = tpm2(tcti, args);
-    assert!(o.status.success(), "{args:?} over {tcti}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::tpm2_ok(tcti, Path::new("."), args)
 }
 
 /// The inodes of the TCP sockets in LISTEN state on this machine (IPv4 and IPv6).
@@ -144,10 +61,10 @@ fn new_user_serves_then_inspects_and_checks_the_state_it_made() {
     let key = state.join("dev-store.key");
     let (image_s, key_s, state_s) = (image.to_str().unwrap(), key.to_str().unwrap(), state.to_str().unwrap());
 
-    let serve = Serve::start(&state, &[]);
+    let serve = Serve::new(&state).start();
     let tcti = serve.tcti("swtpm:path=").expect("serve prints the swtpm:path= TCTI");
     assert!(serve.tcti("mssim:").is_none() && serve.tcti("swtpm:host=").is_none(), "{:?}", serve.lines);
-    assert_eq!(tcp_listeners_of(serve.child.id()), 0, "serve listens on TCP by default");
+    assert_eq!(tcp_listeners_of(serve.pid()), 0, "serve listens on TCP by default");
     for sock in ["swtpm.sock", "swtpm.sock.ctrl"] {
         let mode = std::fs::metadata(state.join(sock)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{sock}");
@@ -165,7 +82,7 @@ fn new_user_serves_then_inspects_and_checks_the_state_it_made() {
     assert!(o.status.success(), "store inspect during serve: {}", text(&o));
     let out = text(&o);
     assert!(out.contains("vtpm-permanent") && out.contains("NOT checked"), "{out}");
-    assert!(out.contains(&format!("serve (pid {})", serve.child.id())), "{out}");
+    assert!(out.contains(&format!("serve (pid {})", serve.pid())), "{out}");
     let o = run(&["store", "fsck", image_s, "-k", key_s]);
     assert!(o.status.success(), "store fsck during serve: {}", text(&o));
     let o = run(&["tpm", "info", "--state-dir", state_s]);
@@ -176,7 +93,7 @@ fn new_user_serves_then_inspects_and_checks_the_state_it_made() {
     std::fs::write(&payload, b"x").unwrap();
     let o = run(&["store", "put", image_s, "-k", key_s, "0x20000", payload.to_str().unwrap()]);
     assert!(!o.status.success());
-    let want = format!("svsm-host serve (pid {}) holds {}; stop it", serve.child.id(), state.display());
+    let want = format!("svsm-host serve (pid {}) holds {}; stop it", serve.pid(), state.display());
     assert!(text(&o).contains(&want), "{}", text(&o));
     let o = run(&["serve", "--state-dir", state_s]);
     assert!(!o.status.success() && text(&o).contains(&want), "{}", text(&o));
@@ -192,7 +109,7 @@ fn new_user_serves_then_inspects_and_checks_the_state_it_made() {
     assert!(o.status.success(), "{}", text(&o));
     let o = run(&["store", "put", image_s, "0x20000", payload.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    let serve = Serve::start(&state, &[]);
+    let serve = Serve::new(&state).start();
     let tcti = serve.tcti("swtpm:path=").unwrap();
     tpm2_ok(&tcti, &["tpm2_startup", "-c"]);
     tpm2_ok(&tcti, &["tpm2_nvreadpublic", "0x01500020"]);
@@ -202,9 +119,9 @@ fn new_user_serves_then_inspects_and_checks_the_state_it_made() {
 fn tcp_and_its_platform_reset_only_with_the_flag() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let serve = Serve::start(&state, &["--tcp", "--mssim-port", "0", "--swtpm-port", "0"]);
+    let serve = Serve::new(&state).args(["--tcp", "--mssim-port", "0", "--swtpm-port", "0"]).start();
     assert!(serve.log().contains("anyone on this machine"), "no warning for --tcp:\n{}", serve.log());
-    assert_eq!(tcp_listeners_of(serve.child.id()), 4, "mssim command+platform, swtpm data+control");
+    assert_eq!(tcp_listeners_of(serve.pid()), 4, "mssim command+platform, swtpm data+control");
     let mssim = serve.tcti("mssim:").expect("mssim TCTI with --tcp");
     let swtpm = serve.tcti("swtpm:path=").unwrap();
     // QEMU's channel (Unix) extends PCR 0; a platform reset over TCP (mssim signal 17) clears it.
@@ -257,7 +174,7 @@ fn clients_without_permission_are_refused_and_socket_group_lets_its_members_in()
     let ctrl = socks.join("tpm.sock.ctrl");
 
     // Owner only: 0600, and nobody is refused.
-    let serve = Serve::start(&state, &["--swtpm-unix", sock.to_str().unwrap()]);
+    let serve = Serve::new(&state).args(["--swtpm-unix", sock.to_str().unwrap()]).start();
     assert_eq!(std::fs::metadata(&ctrl).unwrap().permissions().mode() & 0o777, 0o600);
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -268,7 +185,8 @@ fn clients_without_permission_are_refused_and_socket_group_lets_its_members_in()
 
     // --socket-group: 0660 and that group; a member gets in, a non-member does not.
     let gid = 65534u32; // nogroup
-    let serve = Serve::start(&state, &["--swtpm-unix", sock.to_str().unwrap(), "--socket-group", "65534"]);
+    let serve =
+        Serve::new(&state).args(["--swtpm-unix", sock.to_str().unwrap(), "--socket-group", "65534"]).start();
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(&ctrl).unwrap();
     assert_eq!((meta.permissions().mode() & 0o777, meta.gid()), (0o660, gid));

@@ -2,38 +2,18 @@
 //! owned and closed, an overflowing control message (MSG_CTRUNC) ends only that connection, and the data
 //! channel takes none. Counted in the real `svsm-host serve` process via /proc.
 
-use std::io::{BufRead, BufReader, Read as _};
+mod common;
+
+use std::io::Read as _;
 use std::os::fd::{AsRawFd as _, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Serve(Child);
+use common::{Daemon, Serve};
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(state: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["serve", "--state-dir"])
-        .arg(state)
-        .env("SVSM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    for line in out.lines() {
-        if line.unwrap() == "ready" {
-            break;
-        }
-    }
-    Serve(child)
+fn serve(state: &Path) -> Daemon {
+    Serve::new(state).log_filter("warn").start()
 }
 
 fn fd_count(pid: u32) -> usize {
@@ -92,7 +72,7 @@ fn a_thousand_control_messages_with_ten_descriptors_each_leak_none() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let s = serve(&state);
-    let pid = s.0.id();
+    let pid = s.pid();
     let ctrl = UnixStream::connect(state.join("swtpm.sock.ctrl")).unwrap();
     ctrl.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reply = [0u8; 8];
@@ -116,7 +96,7 @@ fn overflowing_control_messages_and_descriptors_on_the_data_channel_are_refused(
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let s = serve(&state);
-    let pid = s.0.id();
+    let pid = s.pid();
     let base = fd_count(pid);
     let files: Vec<std::fs::File> = (0..40).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
     let raw: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();

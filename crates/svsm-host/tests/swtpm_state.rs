@@ -3,13 +3,13 @@
 //! certificate when imported here, and what we export runs in swtpm again. Damaged, foreign and wrongly keyed
 //! state files are refused with precise errors.
 
-mod tpm_tools;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tpm_tools::{Daemon, name_of, require_tpm2_tools, run_ok, svsm_host, tpm2, tpm2_ok};
+use common::{Daemon, name_of, require_tpm2_tools, run_ok, svsm_host, tpm2, tpm2_ok};
 
 const NV_INDEX: &str = "0x1500016";
 const KEY_HANDLE: &str = "0x81000010";
@@ -266,11 +266,11 @@ fn encrypted_swtpm_state_imports_serves_and_exports_back_into_swtpm() {
     assert!(said.contains(&ek), "the recorded EK is not swtpm's ({ek}): {said}");
 
     // Serve it here: everything is as it was in swtpm, including the EK certificate from swtpm's CA.
-    let d = Daemon::start(&state, &[]).unwrap();
-    tpm2_ok(&d.tcti, work, &["tpm2_startup", "-c"]);
-    check(&d.tcti, work, "nv1.bin", &ek);
+    let d = Daemon::start(&state, &[]);
+    tpm2_ok(&d.unix_tcti(), work, &["tpm2_startup", "-c"]);
+    check(&d.unix_tcti(), work, "nv1.bin", &ek);
     tpm2_ok(
-        &d.tcti,
+        &d.unix_tcti(),
         work,
         &["tpm2_nvread", "0x1c00002", "-C", "o", "-P", OWNER_PASS, "-o", "ekcert-ours.der"],
     );
@@ -279,8 +279,8 @@ fn encrypted_swtpm_state_imports_serves_and_exports_back_into_swtpm() {
         std::fs::read(work.join("ekcert-swtpm.der")).unwrap()
     );
     // A change made here must travel back.
-    tpm2_ok(&d.tcti, work, &["tpm2_nvwrite", NV_INDEX, "-C", "o", "-P", OWNER_PASS, "-i", "nv2.bin"]);
-    tpm2_ok(&d.tcti, work, &["tpm2_shutdown"]);
+    tpm2_ok(&d.unix_tcti(), work, &["tpm2_nvwrite", NV_INDEX, "-C", "o", "-P", OWNER_PASS, "-i", "nv2.bin"]);
+    tpm2_ok(&d.unix_tcti(), work, &["tpm2_shutdown"]);
     // Export refuses while the daemon holds the state.
     let busy = svsm_host(
         work,
@@ -387,14 +387,14 @@ fn plain_swtpm_state_round_trips_and_damaged_or_foreign_files_are_refused() {
         svsm_host(work, &["tpm", "import-swtpm", "--from", sw_dir.to_str().unwrap(), "--state-dir", "state"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("with volatile state"));
-    let d = Daemon::start(&work.join("state"), &[]).unwrap();
+    let d = Daemon::start(&work.join("state"), &[]);
     // Resumed, not restarted: no Startup, and PCR 16 holds what swtpm had.
     assert_eq!(
-        tpm2_ok(&d.tcti, work, &["tpm2_pcrread", "sha256:16"]),
+        tpm2_ok(&d.unix_tcti(), work, &["tpm2_pcrread", "sha256:16"]),
         pcr,
         "the volatile state was not resumed"
     );
-    check(&d.tcti, work, "nv1.bin", &ek);
+    check(&d.unix_tcti(), work, "nv1.bin", &ek);
     drop(d);
     let out = svsm_host(work, &["tpm", "export-swtpm", "--state-dir", "state", "--to", "back"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -424,13 +424,13 @@ fn a_swtpm_state_with_an_endorsement_password_imports_without_an_ek_survey() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("endorsement hierarchy has a password"), "{said}");
-    let d = Daemon::start(&work.join("state"), &[]).unwrap();
-    tpm2_ok(&d.tcti, work, &["tpm2_startup", "-c"]);
+    let d = Daemon::start(&work.join("state"), &[]);
+    tpm2_ok(&d.unix_tcti(), work, &["tpm2_startup", "-c"]);
     tpm2_ok(
-        &d.tcti,
+        &d.unix_tcti(),
         work,
         &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", "-P", "endorsement-pass"],
     );
-    let name = name_of(&tpm2_ok(&d.tcti, work, &["tpm2_readpublic", "-c", "ek.ctx"]));
+    let name = name_of(&tpm2_ok(&d.unix_tcti(), work, &["tpm2_readpublic", "-c", "ek.ctx"]));
     assert_eq!(name, ek, "the EK changed");
 }

@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::Daemon;
+use common::{Daemon, Serve, guest_uefi as guest};
 
 /// The daemons' first start generates RSA-4096 roots and manufactures a vTPM; two at once on a loaded
 /// machine can exceed the start timeout, so these tests run one at a time.
@@ -16,26 +15,8 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const VENDOR: &str = "5b3a2e1c-8d4f-4a6b-9c0d-1e2f3a4b5c6d";
 const DB_GUID: &str = "d719b2cb-3d3a-4596-a3bc-dad00e67656f";
 
-fn guest(state: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["guest", "uefi", args[0], "--svsm-socket"])
-        .arg(state.join("svsm.sock"))
-        .arg("--memory")
-        .arg(state.join("guest.mem"))
-        .args(&args[1..])
-        .output()
-        .expect("run guest");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn start(state: &Path) -> Result<Daemon, String> {
-    let sock = state.join("svsm.sock");
-    let sock = sock.to_str().expect("utf-8 path").to_owned();
-    Daemon::try_start(state, &["--no-swtpm-unix", "--svsm-socket", &sock, "--uefi"])
+    Serve::new(state).unix_only().uefi().try_start()
 }
 
 /// EFI_VARIABLE_AUTHENTICATION_2 (EFI_TIME, WIN_CERTIFICATE_UEFI_GUID with the PKCS7 GUID, no certificate)

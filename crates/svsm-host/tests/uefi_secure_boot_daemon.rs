@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Daemon;
+use common::{Daemon, Serve, guest_uefi as guest};
 
 const GLOBAL: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 const DB_GUID: &str = "d719b2cb-3d3a-4596-a3bc-dad00e67656f";
@@ -18,26 +18,8 @@ fn run(cmd: &mut Command) {
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn guest(state: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["guest", "uefi", args[0], "--svsm-socket"])
-        .arg(state.join("svsm.sock"))
-        .arg("--memory")
-        .arg(state.join("guest.mem"))
-        .args(&args[1..])
-        .output()
-        .expect("run guest");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn start(state: &Path) -> Daemon {
-    let sock = state.join("svsm.sock");
-    let sock = sock.to_str().expect("utf-8 path").to_owned();
-    Daemon::try_start(state, &["--no-swtpm-unix", "--svsm-socket", &sock, "--uefi"]).expect("serve --uefi")
+    Serve::new(state).unix_only().uefi().start()
 }
 
 struct Keys(PathBuf);

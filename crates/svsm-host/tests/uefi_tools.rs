@@ -2,26 +2,16 @@
 //! (PyPI virt-firmware, `make deps`): Debian's Secure Boot varstore goes in, and what comes out is what
 //! virt-fw-vars reads from the same file, variable by variable, as JSON and as an .fd image.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{host, host_ok, text};
 
 const MS_4M: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 const EMPTY_2M: &str = "/usr/share/OVMF/OVMF_VARS.fd";
-
-fn host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = host().args(args).output().unwrap();
-    assert!(out.status.success(), "svsm-host {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// (name, guid) -> (attr, data, time): what virt-fw-vars' JSON says about each variable.
 type Variables = BTreeMap<(String, String), (u64, String, Option<String>)>;
@@ -66,12 +56,12 @@ fn debian_ms_varstore_imports_lists_and_exports_as_virt_fw_vars_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let s = state.to_str().unwrap();
-    let out = ok(&["uefi", "import", "--from", MS_4M, "--state-dir", s]);
+    let out = host_ok(&["uefi", "import", "--from", MS_4M, "--state-dir", s]);
     assert!(out.contains("imported 31 variables"), "{out}");
     assert!(out.contains("secure boot variables: PK, KEK, db, dbx"), "{out}");
     assert!(state.join("uefi-vars.store").exists());
 
-    let list = ok(&["uefi", "list", "--state-dir", s]);
+    let list = host_ok(&["uefi", "list", "--state-dir", s]);
     assert!(list.starts_with("31 non-volatile variables"), "{list}");
     for (name, guid, size) in [
         ("PK", "8be4df61-93ca-11d2-aa0d-00e098032b8c", 1005),
@@ -92,17 +82,17 @@ fn debian_ms_varstore_imports_lists_and_exports_as_virt_fw_vars_reads_it() {
 
     let theirs = peer_json(Path::new(MS_4M), &dir.path().join("peer.json"));
     let json_out = dir.path().join("ours.json");
-    ok(&["uefi", "export", "--format", "json", "--to", json_out.to_str().unwrap(), "--state-dir", s]);
+    host_ok(&["uefi", "export", "--format", "json", "--to", json_out.to_str().unwrap(), "--state-dir", s]);
     assert_same(&variables(&std::fs::read_to_string(&json_out).unwrap()), &theirs);
 
     let fd_out = dir.path().join("ours.fd");
-    ok(&["uefi", "export", "--format", "fd", "--to", fd_out.to_str().unwrap(), "--state-dir", s]);
+    host_ok(&["uefi", "export", "--format", "fd", "--to", fd_out.to_str().unwrap(), "--state-dir", s]);
     assert_eq!(std::fs::metadata(&fd_out).unwrap().len(), 540672, "OVMF 4M layout");
     assert_same(&peer_json(&fd_out, &dir.path().join("peer-of-ours.json")), &theirs);
 
     // The 2 MiB build's layout through --template: virt-fw-vars reads the same variables from it.
     let fd_2m = dir.path().join("ours-2m.fd");
-    ok(&[
+    host_ok(&[
         "uefi",
         "export",
         "--format",
@@ -123,18 +113,25 @@ fn get_shows_one_variable_and_writes_its_raw_data() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("state");
     let s = s.to_str().unwrap();
-    ok(&["uefi", "import", "--from", MS_4M, "--state-dir", s]);
+    host_ok(&["uefi", "import", "--from", MS_4M, "--state-dir", s]);
     let theirs = peer_json(Path::new(MS_4M), &dir.path().join("peer.json"));
     let (_, dbx_hex, _) = &theirs[&("dbx".to_owned(), "d719b2cb-3d3a-4596-a3bc-dad00e67656f".to_owned())];
 
     let raw = dir.path().join("dbx.bin");
-    let out = ok(&["uefi", "get", "dbx", "security", "--output", raw.to_str().unwrap(), "--state-dir", s]);
+    let out =
+        host_ok(&["uefi", "get", "dbx", "security", "--output", raw.to_str().unwrap(), "--state-dir", s]);
     assert!(out.contains("attributes: 0x27 (NV,BS,RT,TIME_AUTH)"), "{out}");
     assert!(out.contains("size:       76 bytes"), "{out}");
     assert_eq!(hex::encode(std::fs::read(&raw).unwrap()), *dbx_hex);
 
-    let dump =
-        ok(&["uefi", "get", "SecureBootEnable", "f0a30bc7-af08-4556-99c4-001009c93a44", "--state-dir", s]);
+    let dump = host_ok(&[
+        "uefi",
+        "get",
+        "SecureBootEnable",
+        "f0a30bc7-af08-4556-99c4-001009c93a44",
+        "--state-dir",
+        s,
+    ]);
     assert!(dump.contains("00000000  01 "), "{dump}");
 
     let missing = host().args(["uefi", "get", "NoSuchVar", "global", "--state-dir", s]).output().unwrap();
@@ -153,8 +150,8 @@ fn virt_fw_vars_json_imports_to_the_same_variables() {
     let s = s.to_str().unwrap();
     let peer = dir.path().join("peer.json");
     let theirs = peer_json(Path::new(MS_4M), &peer);
-    let out = ok(&["uefi", "import", "--from", peer.to_str().unwrap(), "--state-dir", s]);
+    let out = host_ok(&["uefi", "import", "--from", peer.to_str().unwrap(), "--state-dir", s]);
     assert!(out.contains("(virt-fw-vars JSON)"), "{out}");
-    let exported = ok(&["uefi", "export", "--format", "json", "--to", "-", "--state-dir", s]);
+    let exported = host_ok(&["uefi", "export", "--format", "json", "--to", "-", "--state-dir", s]);
     assert_same(&variables(&exported), &theirs);
 }

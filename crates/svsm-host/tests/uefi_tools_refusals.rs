@@ -1,18 +1,14 @@
 //! What `svsm-host uefi import/export` refuse, and that a refusal changes nothing: a damaged .fd creates no
 //! volume, an existing volume is replaced only with --force, an existing output file is kept.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::{host, text};
 
 const MS_4M: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 const EMPTY_4M: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-
-fn host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn run(args: &[&str]) -> Output {
     host().args(args).output().unwrap()

@@ -7,25 +7,14 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::Daemon;
+use common::{Serve, guest_uefi, host};
 
 const MS_4M: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
-fn host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-}
-
 fn guest_get(state: &Path, name: &str, guid: &str) -> String {
-    let out = host()
-        .args(["guest", "uefi", "get", "--svsm-socket"])
-        .arg(state.join("svsm.sock"))
-        .arg("--memory")
-        .arg(state.join("guest.mem"))
-        .args([name, guid])
-        .output()
-        .expect("run guest");
-    assert!(out.status.success(), "guest get {name}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (ok, out, err) = guest_uefi(state, &["get", name, guid]);
+    assert!(ok, "guest get {name}: {err}");
+    out
 }
 
 /// The data virt-fw-vars reads for `name` from `file`, as hex.
@@ -55,8 +44,7 @@ fn imported_secure_boot_variables_are_served_to_the_guest() {
     let out = host().args(["uefi", "import", "--from", MS_4M, "--state-dir"]).arg(&state).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let sock = state.join("svsm.sock").to_str().unwrap().to_owned();
-    let daemon = Daemon::start(&state, &["--no-swtpm-unix", "--svsm-socket", &sock, "--uefi"]);
+    let daemon = Serve::new(&state).unix_only().uefi().start();
     for (name, guid) in
         [("PK", "8be4df61-93ca-11d2-aa0d-00e098032b8c"), ("dbx", "d719b2cb-3d3a-4596-a3bc-dad00e67656f")]
     {

@@ -5,122 +5,20 @@
 //! missing: CI installs it, so a skip would hide a broken set-up. `SVSM_LONG_TESTS=1` runs the long SIGKILL
 //! campaign (100 repetitions instead of 5).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{Daemon, Serve, require_tpm2_tools, run_ok, tpm2, tpm2_ok};
 use svsm_vtpm::marshal::{self, cmd, rh, su};
 
-fn require_tpm2_tools() {
-    let ok =
-        Command::new("tpm2_startup").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(
-        ok,
-        "tpm2-tools is not installed: run `make deps` (apt-get install tpm2-tools); these tests need it"
-    );
-}
-
-struct Daemon {
-    child: Child,
-    mssim: SocketAddr,
-    swtpm: SocketAddr,
-    stderr_path: PathBuf,
-}
-
-impl Daemon {
-    fn try_start(state: &Path, extra: &[&str]) -> Result<Daemon, String> {
-        let stderr_path = state.with_extension("stderr");
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-            .args(["serve", "--tcp", "--mssim-port", "0", "--swtpm-port", "0", "--state-dir"])
-            .arg(state)
-            .args(extra)
-            .env("SVSM_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut mssim, mut swtpm) = (None, None);
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line == "ready" => break,
-                Ok(line) => {
-                    let addr = |l: &str| -> SocketAddr {
-                        let t = l.split("host=").nth(1).unwrap();
-                        let (h, p) = t.split_once(",port=").unwrap();
-                        format!("{h}:{p}").parse().unwrap()
-                    };
-                    if line.starts_with("mssim") {
-                        mssim = Some(addr(&line));
-                    } else if line.starts_with("swtpm") && line.contains("host=") {
-                        swtpm = Some(addr(&line));
-                    }
-                }
-                Err(_) => {
-                    let status = child.wait().unwrap();
-                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                    return Err(format!("daemon exited ({status}) without getting ready:\n{log}"));
-                }
-            }
-        }
-        Ok(Daemon { child, mssim: mssim.unwrap(), swtpm: swtpm.unwrap(), stderr_path })
-    }
-
-    fn start(state: &Path) -> Daemon {
-        Self::try_start(state, &[]).unwrap()
-    }
-
-    fn mssim_tcti(&self) -> String {
-        format!("mssim:host={},port={}", self.mssim.ip(), self.mssim.port())
-    }
-
-    fn swtpm_tcti(&self) -> String {
-        format!("swtpm:host={},port={}", self.swtpm.ip(), self.swtpm.port())
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tpm2(tcti: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(args[0]).args(&args[1..]).env("TPM2TOOLS_TCTI", tcti).current_dir(dir).output().unwrap()
-}
-
-fn tpm2_ok(tcti: &str, dir: &Path, args: &[&str]) -> String {
-    let out = tpm2(tcti, dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?} over {tcti} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// `serve` with mssim and swtpm on loopback TCP (kernel-chosen ports) besides its Unix sockets.
+fn tcp_daemon(state: &Path, extra: &[&str]) -> Result<Daemon, String> {
+    Serve::new(state).tcp().args(extra).try_start()
 }
 
 fn lockout_counter(tcti: &str, dir: &Path) -> u32 {
@@ -137,7 +35,7 @@ fn tpm2_tools_over_mssim_and_swtpm_and_state_survives_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let state = work.join("state");
-    let d = Daemon::start(&state);
+    let d = tcp_daemon(&state, &[]).unwrap();
     let (m, s) = (d.mssim_tcti(), d.swtpm_tcti());
 
     tpm2_ok(&m, work, &["tpm2_startup", "-c"]);
@@ -165,14 +63,9 @@ fn tpm2_tools_over_mssim_and_swtpm_and_state_survives_restart() {
     tpm2_ok(&m, work, &["tpm2_flushcontext", "-t"]);
     tpm2_ok(&s, work, &["tpm2_createek", "-c", "ek-ecc.ctx", "-G", "ecc", "-u", "ek-ecc.pub"]);
     tpm2_ok(&s, work, &["tpm2_flushcontext", "-t"]);
-    let info = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["tpm", "info", "--state-dir"])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let info = common::host().args(["tpm", "info", "--state-dir"]).arg(&state).output().unwrap();
     let info = String::from_utf8_lossy(&info.stdout).into_owned();
-    let rsa_name =
-        rp.lines().find(|l| l.starts_with("name:")).unwrap().trim_start_matches("name:").trim().to_owned();
+    let rsa_name = common::name_of(&rp);
     assert!(info.contains(&rsa_name), "EK name {rsa_name} not in `tpm info`:\n{info}");
 
     // NV define / write (mssim) / read (swtpm).
@@ -227,7 +120,7 @@ fn tpm2_tools_over_mssim_and_swtpm_and_state_survives_restart() {
     d.kill();
 
     // Restart: NV content, DA parameters and the lockout counter survive.
-    let d = Daemon::start(&state);
+    let d = tcp_daemon(&state, &[]).unwrap();
     let (m, s) = (d.mssim_tcti(), d.swtpm_tcti());
     tpm2_ok(&s, work, &["tpm2_startup", "-c"]);
     tpm2_ok(&m, work, &["tpm2_nvread", "0x1500016", "-C", "o", "-s", "64", "-o", "nv2.out"]);
@@ -306,8 +199,8 @@ fn sigkill_right_after_an_nv_write_response_loses_nothing() {
     eprintln!("SIGKILL campaign: {reps} repetitions");
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let d = Daemon::start(&state);
-    let mut c = Raw::connect(d.mssim);
+    let d = tcp_daemon(&state, &[]).unwrap();
+    let mut c = Raw::connect(d.mssim_addr());
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     define_index(&mut c);
     let mut d = d;
@@ -316,8 +209,8 @@ fn sigkill_right_after_an_nv_write_response_loses_nothing() {
         c.ok(&cmd::nv_write(rh::OWNER, IDX, &value, 0).unwrap());
         // SIGKILL the moment the response is in: no shutdown, no chance to flush anything later.
         d.kill();
-        d = Daemon::start(&state);
-        c = Raw::connect(d.mssim);
+        d = tcp_daemon(&state, &[]).unwrap();
+        c = Raw::connect(d.mssim_addr());
         c.ok(&cmd::startup(su::CLEAR).unwrap());
         assert_eq!(read_index(&mut c), value.to_vec(), "acknowledged NV_Write lost at repetition {i}");
     }
@@ -327,8 +220,8 @@ fn sigkill_right_after_an_nv_write_response_loses_nothing() {
 fn malformed_frames_close_only_their_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let d = Daemon::start(&state);
-    let mut good = Raw::connect(d.mssim);
+    let d = tcp_daemon(&state, &[]).unwrap();
+    let mut good = Raw::connect(d.mssim_addr());
     good.ok(&cmd::startup(su::CLEAR).unwrap());
 
     let expect_closed = |mut s: TcpStream, what: &str| {
@@ -340,43 +233,43 @@ fn malformed_frames_close_only_their_connection() {
         assert_eq!(n2, 0, "{what}: connection stayed open");
     };
     // mssim: oversize length.
-    let mut s = TcpStream::connect(d.mssim).unwrap();
+    let mut s = TcpStream::connect(d.mssim_addr()).unwrap();
     s.write_all(&[0, 0, 0, 8, 0, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap();
     expect_closed(s, "mssim oversize");
     // mssim: unknown command.
-    let mut s = TcpStream::connect(d.mssim).unwrap();
+    let mut s = TcpStream::connect(d.mssim_addr()).unwrap();
     s.write_all(&0x77u32.to_be_bytes()).unwrap();
     expect_closed(s, "mssim unknown");
     // mssim platform: unknown signal.
-    let plat = SocketAddr::new(d.mssim.ip(), d.mssim.port() + 1);
+    let plat = SocketAddr::new(d.mssim_addr().ip(), d.mssim_addr().port() + 1);
     let mut s = TcpStream::connect(plat).unwrap();
     s.write_all(&0x99u32.to_be_bytes()).unwrap();
     expect_closed(s, "platform unknown");
     // swtpm data: TPM header claiming 1 MiB; and a header shorter than itself.
-    let mut s = TcpStream::connect(d.swtpm).unwrap();
+    let mut s = TcpStream::connect(d.swtpm_addr()).unwrap();
     s.write_all(&[0x80, 0x01, 0x00, 0x10, 0x00, 0x00, 0, 0, 1, 0x7b]).unwrap();
     expect_closed(s, "swtpm oversize");
-    let mut s = TcpStream::connect(d.swtpm).unwrap();
+    let mut s = TcpStream::connect(d.swtpm_addr()).unwrap();
     s.write_all(&[0x80, 0x01, 0, 0, 0, 4, 0, 0, 1, 0x7b]).unwrap();
     expect_closed(s, "swtpm undersize");
     // swtpm ctrl: unknown command gets an error result, then the connection closes.
-    let ctrl = SocketAddr::new(d.swtpm.ip(), d.swtpm.port() + 1);
+    let ctrl = SocketAddr::new(d.swtpm_addr().ip(), d.swtpm_addr().port() + 1);
     let mut s = TcpStream::connect(ctrl).unwrap();
     s.write_all(&0x55u32.to_be_bytes()).unwrap();
     expect_closed(s, "swtpm ctrl unknown");
     // Truncated frames: half a command, then the client goes away.
-    let mut s = TcpStream::connect(d.mssim).unwrap();
+    let mut s = TcpStream::connect(d.mssim_addr()).unwrap();
     let get_random = cmd::get_random(8).unwrap();
     s.write_all(&[0, 0, 0, 8, 0, 0, 0, 0, 12]).unwrap();
     s.write_all(&get_random[..5]).unwrap();
     drop(s);
-    let mut s = TcpStream::connect(d.swtpm).unwrap();
+    let mut s = TcpStream::connect(d.swtpm_addr()).unwrap();
     s.write_all(&get_random[..7]).unwrap();
     drop(s);
 
     // The daemon still serves, and the earlier connection is unaffected.
     good.ok(&cmd::get_random(8).unwrap());
-    let mut again = Raw::connect(d.mssim);
+    let mut again = Raw::connect(d.mssim_addr());
     again.ok(&cmd::get_random(8).unwrap());
     std::thread::sleep(Duration::from_millis(200));
     let log = d.log();
@@ -395,8 +288,8 @@ fn malformed_frames_close_only_their_connection() {
 fn tampered_rolled_back_or_missing_state_refuses_to_start() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let d = Daemon::start(&state);
-    let mut c = Raw::connect(d.mssim);
+    let d = tcp_daemon(&state, &[]).unwrap();
+    let mut c = Raw::connect(d.mssim_addr());
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     define_index(&mut c);
     d.kill();
@@ -404,14 +297,14 @@ fn tampered_rolled_back_or_missing_state_refuses_to_start() {
     let pristine = std::fs::read(&image).unwrap();
 
     // Rolled back: an older image of the store (before the NV index existed) is refused.
-    let d = Daemon::start(&state);
-    let mut c = Raw::connect(d.mssim);
+    let d = tcp_daemon(&state, &[]).unwrap();
+    let mut c = Raw::connect(d.mssim_addr());
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     c.ok(&cmd::nv_write(rh::OWNER, IDX, &[9; 64], 0).unwrap());
     d.kill();
     let newest = std::fs::read(&image).unwrap();
     std::fs::write(&image, &pristine).unwrap();
-    let err = Daemon::try_start(&state, &[]).err().expect("started on a rolled-back store");
+    let err = tcp_daemon(&state, &[]).err().expect("started on a rolled-back store");
     assert!(err.contains("refusing to start") && err.contains("rolled back"), "{err}");
 
     // Tampered: flip one byte in every 4 KiB block of the image.
@@ -420,19 +313,19 @@ fn tampered_rolled_back_or_missing_state_refuses_to_start() {
         b[100] ^= 0x40;
     }
     std::fs::write(&image, &bad).unwrap();
-    let err = Daemon::try_start(&state, &[]).err().expect("started on a tampered store");
+    let err = tcp_daemon(&state, &[]).err().expect("started on a tampered store");
     assert!(err.contains("refusing to start") && err.contains("tampered"), "{err}");
 
     // Missing: the state directory exists but its TPM state is gone. Never silently re-manufactured.
     std::fs::remove_file(&image).unwrap();
-    let err = Daemon::try_start(&state, &[]).err().expect("started without TPM state");
+    let err = tcp_daemon(&state, &[]).err().expect("started without TPM state");
     assert!(err.contains("has no vTPM state"), "{err}");
     assert!(!image.exists(), "a missing TPM must not be re-created");
 
     // Restored (the current copy): starts again with the same TPM and the acknowledged write.
     std::fs::write(&image, &newest).unwrap();
-    let d = Daemon::start(&state);
-    let mut c = Raw::connect(d.mssim);
+    let d = tcp_daemon(&state, &[]).unwrap();
+    let mut c = Raw::connect(d.mssim_addr());
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     assert_eq!(read_index(&mut c), vec![9u8; 64]);
 }
@@ -480,7 +373,7 @@ fn qemu_tpmdev_emulator_control_sequence_over_unix_sockets() {
     use std::os::unix::net::UnixStream;
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let d = Daemon::start(&state);
+    let d = tcp_daemon(&state, &[]).unwrap();
     let mut ctrl = UnixStream::connect(state.join("swtpm.sock.ctrl")).unwrap();
     ctrl.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let (mut ours, theirs) = UnixStream::pair().unwrap();
@@ -549,16 +442,6 @@ fn qemu_tpmdev_emulator_control_sequence_over_unix_sockets() {
     drop(d);
 }
 
-fn run_ok(dir: &Path, prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e} (run `make deps`)"));
-    assert!(out.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn ek_certificates_from_the_operators_ca_verify_and_match_the_eks() {
     require_tpm2_tools();
@@ -594,7 +477,7 @@ fn ek_certificates_from_the_operators_ca_verify_and_match_the_eks() {
     let state = work.join("state");
     let ca = work.join("ca.pem");
     let key = work.join("ca.key");
-    let d = Daemon::try_start(
+    let d = tcp_daemon(
         &state,
         &["--ek-ca", ca.to_str().unwrap(), "--ek-ca-key", key.to_str().unwrap(), "--persist-ek"],
     )
@@ -657,7 +540,7 @@ fn a_ca_key_that_does_not_match_its_certificate_is_refused_before_anything_is_wr
         &["req", "-x509", "-new", "-key", "a.key", "-subj", "/CN=A", "-days", "2", "-out", "a.pem"],
     );
     let state = work.join("state");
-    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+    let out = common::host()
         .args(["tpm", "manufacture", "--ek-ca", "a.pem", "--ek-ca-key", "b.key", "--state-dir"])
         .arg(&state)
         .current_dir(work)
@@ -672,11 +555,8 @@ fn a_ca_key_that_does_not_match_its_certificate_is_refused_before_anything_is_wr
     assert!(!state.exists(), "nothing may be created when the CA is unusable");
     // Manufacturing twice into one directory is refused.
     run_ok(work, env!("CARGO_BIN_EXE_svsm-host"), &["tpm", "manufacture", "--state-dir", "s2"]);
-    let again = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["tpm", "manufacture", "--state-dir", "s2"])
-        .current_dir(work)
-        .output()
-        .unwrap();
+    let again =
+        common::host().args(["tpm", "manufacture", "--state-dir", "s2"]).current_dir(work).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("never re-manufactured"));
 }
@@ -695,9 +575,9 @@ fn real_qemu_firmware_measures_into_the_vtpm() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let d = Daemon::start(&state);
+    let d = tcp_daemon(&state, &[]).unwrap();
     // Before QEMU runs, the TPM is powered but not started: nothing has been measured.
-    let mut c = Raw::connect(d.mssim);
+    let mut c = Raw::connect(d.mssim_addr());
     let probe = marshal::CommandBuilder::new(0x17E).u32(0).build().unwrap();
     assert_eq!(marshal::response_code(&c.send(&probe)).unwrap(), marshal::rc::INITIALIZE);
     drop(c);
@@ -723,7 +603,7 @@ fn real_qemu_firmware_measures_into_the_vtpm() {
     let mut measured = None;
     while std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
-        let mut c = Raw::connect(d.mssim);
+        let mut c = Raw::connect(d.mssim_addr());
         let r = c.send(&pcr_read);
         if marshal::response_code(&r).unwrap() != 0 {
             continue; // firmware has not sent TPM2_Startup yet
@@ -755,19 +635,19 @@ fn remote_stop_only_when_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     // Not allowed: the daemon logs and keeps serving.
-    let d = Daemon::start(&state);
-    let plat = SocketAddr::new(d.mssim.ip(), d.mssim.port() + 1);
+    let d = tcp_daemon(&state, &[]).unwrap();
+    let plat = SocketAddr::new(d.mssim_addr().ip(), d.mssim_addr().port() + 1);
     let mut s = TcpStream::connect(plat).unwrap();
     s.write_all(&21u32.to_be_bytes()).unwrap();
     let mut b = [0u8; 4];
     assert_eq!(s.read(&mut b).unwrap_or(0), 0, "the stop request's connection is closed");
-    let mut c = Raw::connect(d.mssim);
+    let mut c = Raw::connect(d.mssim_addr());
     c.ok(&cmd::startup(su::CLEAR).unwrap());
     d.kill();
     // Allowed: TPM_STOP on the command port ends the daemon cleanly.
-    let mut d = Daemon::try_start(&state, &["--allow-remote-stop"]).unwrap();
-    let mut s = TcpStream::connect(d.mssim).unwrap();
+    let mut d = tcp_daemon(&state, &["--allow-remote-stop"]).unwrap();
+    let mut s = TcpStream::connect(d.mssim_addr()).unwrap();
     s.write_all(&21u32.to_be_bytes()).unwrap();
-    let status = d.child.wait().unwrap();
+    let status = d.child.0.wait().unwrap();
     assert!(status.success(), "daemon exited with {status}");
 }

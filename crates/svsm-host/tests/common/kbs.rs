@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -57,14 +57,14 @@ pub fn double(secret: &[u8]) -> KbsDouble {
 
 /// The real proxy binary; killed on drop.
 pub struct Proxy {
-    pub child: Child,
+    pub child: super::Killed,
     pub socket: PathBuf,
 }
 
 impl Proxy {
     pub fn start(kbs_url: &str, dir: &Path, extra: &[&str]) -> Proxy {
         let socket = dir.join("kbs-proxy.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        let child = super::host()
             .args(["kbs-proxy", "--kbs", kbs_url, "--listen"])
             .arg(&socket)
             .args(extra)
@@ -73,19 +73,9 @@ impl Proxy {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let t0 = Instant::now();
-        while UnixStream::connect(&socket).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "kbs-proxy did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Proxy { child, socket }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let proxy = Proxy { child: super::Killed(child), socket };
+        super::wait_for_socket(&proxy.socket, "kbs-proxy", Duration::from_secs(20));
+        proxy
     }
 }
 
@@ -200,7 +190,7 @@ pub fn admin_double(admin: &ed25519_dalek::SigningKey) -> KbsDouble {
 /// Runs `svsm-host ARGS` (killed after 300 s: a command expected to fail must not hang a test by serving);
 /// returns (success, stdout, stderr).
 pub fn svsm_host_run(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+    let mut child = super::host()
         .args(args)
         .env("SVSM_LOG", "info")
         .stdout(Stdio::piped())

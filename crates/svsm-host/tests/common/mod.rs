@@ -1,15 +1,24 @@
-//! Helpers for the QEMU, state-blob and key-release (`kbs`) tests: the daemon on Unix sockets only, raw swtpm data and control
-//! clients, and child processes that are killed when a test ends (pass or fail).
+//! The one test-support module of svsm-host's integration tests (`mod common;` in each test file): the
+//! `serve` daemon ([`Serve`], [`Daemon`]), the other binaries and tools they drive (svsm-host commands,
+//! tpm2-tools, `svsm-host guest uefi`, QEMU), raw swtpm data and control clients, waiting for sockets, and
+//! child processes that are killed when a test ends (pass or fail). The key-release (`kbs`) and ledger
+//! (`ledger`: etcd cluster, ledger service) helpers are submodules.
 #![allow(dead_code)]
 
+mod daemon;
 /// The key-release tests' KBS double, proxy and simulated-SNP helpers.
 pub mod kbs;
+/// The ledger-service tests' etcd cluster, `ledger serve` and clients.
+pub mod ledger;
 
-use std::io::{BufRead, BufReader, Read, Write};
+// Not every test binary starts a daemon.
+#[allow(unused_imports)]
+pub use daemon::{Daemon, Serve};
+
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process killed on drop, so a failing assertion never leaves QEMU or a daemon running.
@@ -19,81 +28,6 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// `svsm-host serve` on Unix sockets only (no TCP), with the TPM command recorder on.
-pub struct Daemon {
-    pub child: Killed,
-    pub state: PathBuf,
-    pub log: PathBuf,
-}
-
-impl Daemon {
-    pub fn try_start(state: &Path, extra: &[&str]) -> Result<Daemon, String> {
-        let log = state.with_extension("log");
-        let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-            .args(["serve", "--no-mssim", "--no-swtpm", "--state-dir"])
-            .arg(state)
-            .args(extra)
-            .env("SVSM_LOG", "info,tpm_io=trace")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let child = Killed(child);
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line == "ready" => break,
-                Ok(_) => {}
-                Err(_) => {
-                    drop(child);
-                    return Err(format!(
-                        "daemon never got ready:\n{}",
-                        std::fs::read_to_string(&log).unwrap()
-                    ));
-                }
-            }
-        }
-        Ok(Daemon { child, state: state.to_path_buf(), log })
-    }
-
-    pub fn start(state: &Path, extra: &[&str]) -> Daemon {
-        Self::try_start(state, extra).unwrap()
-    }
-
-    pub fn ctrl_path(&self) -> PathBuf {
-        self.state.join("swtpm.sock.ctrl")
-    }
-
-    pub fn log(&self) -> String {
-        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
-    }
-
-    /// A client on the swtpm data socket (the same TPM QEMU uses).
-    pub fn data(&self) -> Data {
-        let s = UnixStream::connect(self.state.join("swtpm.sock")).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Data(s)
-    }
-
-    /// A client on the control socket.
-    pub fn ctrl(&self) -> Ctrl {
-        let s = UnixStream::connect(self.ctrl_path()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Ctrl(s)
     }
 }
 
@@ -180,6 +114,104 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::sleep(Duration::from_millis(200));
     }
     None
+}
+
+/// Waits until a client can connect to the Unix socket at `path`; panics naming `what` after `timeout`.
+pub fn wait_for_socket(path: &Path, what: &str, timeout: Duration) {
+    let ok = wait_for(timeout, || UnixStream::connect(path).ok());
+    assert!(ok.is_some(), "{what} did not listen on {} within {timeout:?}", path.display());
+}
+
+/// `svsm-host` (the binary under test), to add arguments to.
+pub fn host() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+}
+
+/// Runs `svsm-host ARGS` in `dir`.
+pub fn svsm_host(dir: &Path, args: &[&str]) -> Output {
+    host().args(args).current_dir(dir).output().unwrap()
+}
+
+/// Runs `svsm-host ARGS`, asserts it succeeded; returns its stdout.
+pub fn host_ok(args: &[&str]) -> String {
+    let out = host().args(args).output().unwrap();
+    assert!(out.status.success(), "svsm-host {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stdout then stderr of a finished command, as text.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs a program in `dir` and asserts it succeeded; returns its stdout.
+pub fn run_ok(dir: &Path, prog: &str, args: &[&str]) -> String {
+    let out = Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e} (run `make deps`)"));
+    assert!(out.status.success(), "{prog} {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `svsm-host guest uefi SUBCOMMAND --svsm-socket STATE/svsm.sock --memory STATE/guest.mem ARGS...`
+/// (`args[0]` is the subcommand), against a daemon started with [`Serve::uefi`]: (success, stdout, stderr).
+pub fn guest_uefi(state: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = host()
+        .args(["guest", "uefi", args[0], "--svsm-socket"])
+        .arg(state.join("svsm.sock"))
+        .arg("--memory")
+        .arg(state.join("guest.mem"))
+        .args(&args[1..])
+        .output()
+        .expect("run guest");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Fails loudly if tpm2-tools is missing: CI installs it, so a skip would hide a broken set-up.
+pub fn require_tpm2_tools() {
+    let ok =
+        Command::new("tpm2_startup").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "tpm2-tools is not installed: run `make deps` (apt-get install tpm2-tools)");
+}
+
+/// Runs a tpm2-tools command against `tcti` in `dir`.
+pub fn tpm2(tcti: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .env("TPM2TOOLS_TCTI", tcti)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{} could not run ({e}): install tpm2-tools with `make deps`", args[0]))
+}
+
+/// Runs a tpm2-tools command and asserts it succeeded; returns its stdout.
+pub fn tpm2_ok(tcti: &str, dir: &Path, args: &[&str]) -> String {
+    let out = tpm2(tcti, dir, args);
+    assert!(out.status.success(), "{args:?} over {tcti} failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `name:` line of `tpm2_readpublic` output.
+pub fn name_of(readpublic: &str) -> String {
+    readpublic
+        .lines()
+        .find(|l| l.starts_with("name:"))
+        .expect("no name in tpm2_readpublic output")
+        .trim_start_matches("name:")
+        .trim()
+        .to_owned()
+}
+
+/// Replaces `to` with a copy of `from` (`cp -a`: modes and times kept), e.g. to rewind a state directory.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    assert!(Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success());
 }
 
 /// Writes a store key file (64 hex digits, 0600).

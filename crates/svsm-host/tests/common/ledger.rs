@@ -1,6 +1,5 @@
-//! Shared by the ledger-service tests: a real 3-member etcd cluster on loopback (Debian `etcd-server`), the
-//! real `svsm-host ledger serve`, enrolment through the real CLI, and clients over TCP.
-#![allow(dead_code)]
+//! The ledger-service tests' part of `common`: a real 3-member etcd cluster on loopback (Debian
+//! `etcd-server`), the real `svsm-host ledger serve`, enrolment through the real CLI, and clients over TCP.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -180,7 +179,7 @@ impl Service {
         let ready = dir.join(format!("{name}.addr"));
         let _ = std::fs::remove_file(&ready);
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        let child = super::host()
             .args([
                 "--log",
                 "info",
@@ -227,7 +226,7 @@ impl Drop for Service {
 /// Enrols a VM through the real CLI; returns its id and key.
 pub fn enrol(cluster: &Cluster, dir: &Path, vm_hex: &str) -> (VmId, LedgerKey) {
     let key_file = dir.join(format!("{vm_hex}.key"));
-    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+    let out = super::host()
         .args(["ledger", "enrol", "--etcd", &cluster.endpoints(), "--vm-id", vm_hex])
         .arg("--key-out")
         .arg(&key_file)
