@@ -8,7 +8,8 @@ use sev::parser::ByteParser;
 use svsm_protocol::attest::{report_data, report_data_with_selector};
 use svsm_protocol::guid::{Guid, SERVICES_MANIFEST_GUID, VTPM_SERVICE_GUID};
 use svsm_protocol::manifest::parse_services_manifest;
-use svsm_protocol::tpm;
+use svsm_vtpm::manufacture::EkKind;
+use svsm_vtpm::marshal::{self, PublicArea, PublicKey};
 use x509_cert::Certificate;
 
 use crate::chain::{Tcb, VcekClaims, tcb_array, verify_chain};
@@ -48,7 +49,7 @@ pub struct EndorsementKey {
     /// The TCG EK Credential Profile template the key was created from, or `None` if it is not an EK (a
     /// key the guest had created from its own SINGLE_SERVICE_EX template: it may be unrestricted, usable
     /// with an empty password, or derived from a guest-chosen `unique`; never bind an AK to it as an EK).
-    pub profile: Option<tpm::EkProfile>,
+    pub profile: Option<EkKind>,
     /// The TPMT_PUBLIC bytes.
     pub tpmt_public: Vec<u8>,
     /// Name = nameAlg || H(TPMT_PUBLIC).
@@ -56,7 +57,7 @@ pub struct EndorsementKey {
     /// SubjectPublicKeyInfo PEM, for RSA keys.
     pub public_key_pem: Option<String>,
     /// Parsed structure.
-    pub public: tpm::TpmtPublic,
+    pub public: PublicArea,
 }
 
 /// A verified attestation.
@@ -186,7 +187,7 @@ pub fn verify_report(
         && !sel.is_empty()
     {
         let asked = sel.get(8..).unwrap_or_default();
-        if k.profile.is_none_or(|p| p.template() != asked) {
+        if k.profile.is_none_or(|p| p.template_bytes() != asked) {
             k.profile = None;
         }
     }
@@ -253,11 +254,11 @@ fn check_report_policy(
 /// Parses a vTPM manifest (TPMT_PUBLIC) into the key, its Name, (for RSA) its public key, and which TCG EK
 /// profile template it matches, if any.
 pub fn endorsement_key(tpmt_public: &[u8]) -> Result<EndorsementKey, VerifyError> {
-    let public = tpm::parse_tpmt_public(tpmt_public).map_err(|err| VerifyError::EkPublic(err.to_string()))?;
-    let name = tpm::object_name(public.name_alg, tpmt_public)
+    let public = PublicArea::parse(tpmt_public).map_err(|err| VerifyError::EkPublic(err.to_string()))?;
+    let name = marshal::object_name(public.name_alg, tpmt_public)
         .ok_or_else(|| VerifyError::EkPublic(format!("unsupported nameAlg {:#06x}", public.name_alg)))?;
     let public_key_pem = match &public.key {
-        tpm::PublicKey::Rsa { exponent, modulus, .. } => {
+        PublicKey::Rsa { exponent, modulus, .. } => {
             let e = if *exponent == 0 { 65537 } else { *exponent };
             let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from(e))
                 .map_err(|err| VerifyError::EkPublic(err.to_string()))?;
@@ -268,6 +269,6 @@ pub fn endorsement_key(tpmt_public: &[u8]) -> Result<EndorsementKey, VerifyError
         }
         _ => None,
     };
-    let profile = tpm::EkProfile::of_created(tpmt_public);
+    let profile = EkKind::of_created(tpmt_public);
     Ok(EndorsementKey { profile, tpmt_public: tpmt_public.to_vec(), name, public_key_pem, public })
 }

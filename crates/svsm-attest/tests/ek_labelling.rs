@@ -17,7 +17,9 @@ use svsm_protocol::guid::{
 };
 use svsm_protocol::manifest::parse_certificate_table;
 use svsm_protocol::model::{SimulatedRmp, SimulatedVcpus};
-use svsm_protocol::{Guid, Svsm, SvsmConfig, VecGuestMemory, tpm};
+use svsm_protocol::{Guid, Svsm, SvsmConfig, VecGuestMemory};
+use svsm_vtpm::manufacture::{self, EkKind};
+use svsm_vtpm::marshal::alg;
 use x509_cert::Certificate;
 
 fn roots() -> Arc<SimulatedRoots> {
@@ -83,12 +85,12 @@ fn selector(template: &[u8]) -> Vec<u8> {
 /// sensitiveDataOrigin | userWithAuth | decrypt, empty authPolicy, no symmetric, no scheme, RSA-2048.
 fn unrestricted_decrypt_template() -> Vec<u8> {
     let mut t = Vec::new();
-    t.extend_from_slice(&tpm::TPM_ALG_RSA.to_be_bytes());
-    t.extend_from_slice(&tpm::TPM_ALG_SHA256.to_be_bytes());
+    t.extend_from_slice(&alg::RSA.to_be_bytes());
+    t.extend_from_slice(&alg::SHA256.to_be_bytes());
     t.extend_from_slice(&0x0002_0072u32.to_be_bytes());
     t.extend_from_slice(&0u16.to_be_bytes());
-    t.extend_from_slice(&tpm::TPM_ALG_NULL.to_be_bytes());
-    t.extend_from_slice(&tpm::TPM_ALG_NULL.to_be_bytes());
+    t.extend_from_slice(&alg::NULL.to_be_bytes());
+    t.extend_from_slice(&alg::NULL.to_be_bytes());
     t.extend_from_slice(&2048u16.to_be_bytes());
     t.extend_from_slice(&0u32.to_be_bytes());
     t.extend_from_slice(&256u16.to_be_bytes());
@@ -100,18 +102,15 @@ fn unrestricted_decrypt_template() -> Vec<u8> {
 fn the_services_manifest_key_is_the_tcg_ek() {
     let v = attest_and_verify(None);
     let ek = v.ek.expect("the L-1 EK is reported as the EK");
-    assert_eq!(ek.public.object_attributes, tpm::EK_LOW_ATTRIBUTES);
-    assert_eq!(ek.profile, Some(tpm::EkProfile::L1Rsa2048));
+    assert_eq!(ek.public.attributes, manufacture::EK_ATTRIBUTES);
+    assert_eq!(ek.profile, Some(EkKind::Rsa2048));
     assert!(v.guest_template_key.is_none());
 }
 
 #[test]
 fn a_selector_with_the_profile_template_yields_the_ek() {
-    let v = attest_and_verify(Some(&selector(&tpm::ek_rsa2048_template())));
-    assert_eq!(
-        v.ek.expect("the guest asked for exactly template L-1").profile,
-        Some(tpm::EkProfile::L1Rsa2048)
-    );
+    let v = attest_and_verify(Some(&selector(&EkKind::Rsa2048.template_bytes())));
+    assert_eq!(v.ek.expect("the guest asked for exactly template L-1").profile, Some(EkKind::Rsa2048));
 }
 
 #[test]
@@ -119,25 +118,22 @@ fn a_key_from_an_unrestricted_decrypt_template_is_not_called_the_ek() {
     let v = attest_and_verify(Some(&selector(&unrestricted_decrypt_template())));
     assert!(v.ek.is_none(), "an unrestricted userWithAuth decryption key was labelled the vTPM EK");
     let k = v.guest_template_key.expect("reported as a key from the guest's template");
-    assert_eq!(k.public.object_attributes, 0x0002_0072);
+    assert_eq!(k.public.attributes, 0x0002_0072);
     assert_eq!(k.profile, None);
 }
 
 #[test]
 fn a_key_from_an_ek_template_with_user_with_auth_is_not_called_the_ek() {
-    let mut template = tpm::ek_rsa2048_template();
+    let mut template = EkKind::Rsa2048.template_bytes();
     template[7] |= 0x40; // userWithAuth
     let v = attest_and_verify(Some(&selector(&template)));
     assert!(v.ek.is_none(), "an EK-like key usable with an empty password was labelled the vTPM EK");
-    assert_eq!(
-        v.guest_template_key.expect("guest key").public.object_attributes,
-        tpm::EK_LOW_ATTRIBUTES | 0x40
-    );
+    assert_eq!(v.guest_template_key.expect("guest key").public.attributes, manufacture::EK_ATTRIBUTES | 0x40);
 }
 
 #[test]
 fn a_key_from_the_profile_template_with_a_guest_chosen_unique_is_not_called_the_ek() {
-    let mut template = tpm::ek_rsa2048_template();
+    let mut template = EkKind::Rsa2048.template_bytes();
     let n = template.len();
     template[n - 1] = 1; // the profile's unique is all zero
     let v = attest_and_verify(Some(&selector(&template)));
@@ -148,7 +144,7 @@ fn a_key_from_the_profile_template_with_a_guest_chosen_unique_is_not_called_the_
 #[test]
 fn profile_matching_covers_l2_and_refuses_other_shapes() {
     // L-2 as created: the profile template with a point in `unique` (x, y: 32 bytes each).
-    let mut created = tpm::ek_ecc_p256_template();
+    let mut created = EkKind::EccP256.template_bytes();
     let n = created.len();
     for b in &mut created[n - 32..] {
         *b = 0xA5;
@@ -156,11 +152,11 @@ fn profile_matching_covers_l2_and_refuses_other_shapes() {
     for b in &mut created[n - 66..n - 34] {
         *b = 0x5A;
     }
-    assert_eq!(tpm::EkProfile::of_created(&created), Some(tpm::EkProfile::L2EccP256));
-    assert_eq!(tpm::EkProfile::of_created(&tpm::ek_rsa2048_template()), Some(tpm::EkProfile::L1Rsa2048));
-    let mut other_policy = tpm::ek_rsa2048_template();
+    assert_eq!(EkKind::of_created(&created), Some(EkKind::EccP256));
+    assert_eq!(EkKind::of_created(&EkKind::Rsa2048.template_bytes()), Some(EkKind::Rsa2048));
+    let mut other_policy = EkKind::Rsa2048.template_bytes();
     other_policy[12] ^= 1; // inside authPolicy
-    assert_eq!(tpm::EkProfile::of_created(&other_policy), None);
-    assert_eq!(tpm::EkProfile::of_created(&unrestricted_decrypt_template()), None);
-    assert_eq!(tpm::EkProfile::of_created(&[1, 2, 3]), None);
+    assert_eq!(EkKind::of_created(&other_policy), None);
+    assert_eq!(EkKind::of_created(&unrestricted_decrypt_template()), None);
+    assert_eq!(EkKind::of_created(&[1, 2, 3]), None);
 }

@@ -17,7 +17,9 @@ use svsm_protocol::guid::{
 };
 use svsm_protocol::manifest::parse_certificate_table;
 use svsm_protocol::model::{SimulatedRmp, SimulatedVcpus};
-use svsm_protocol::{Guid, Svsm, SvsmConfig, VecGuestMemory, tpm};
+use svsm_protocol::{Guid, Svsm, SvsmConfig, VecGuestMemory};
+use svsm_vtpm::manufacture::{self, EkKind};
+use svsm_vtpm::marshal::{self, PublicKey, alg};
 use x509_cert::Certificate;
 
 /// One set of RSA-4096 roots per test binary (generation takes seconds).
@@ -115,10 +117,10 @@ fn attestation_of_the_vtpm_verifies_end_to_end_and_every_flip_is_rejected() {
     assert_eq!(ok.report.host_data, [0x48; 32]);
     let ek = ok.ek.expect("vTPM EK present");
     match &ek.public.key {
-        tpm::PublicKey::Rsa { modulus, .. } => assert_eq!(modulus.as_slice(), ek_modulus()),
+        PublicKey::Rsa { modulus, .. } => assert_eq!(modulus.as_slice(), ek_modulus()),
         other => panic!("not RSA: {other:?}"),
     }
-    assert_eq!(ek.name, tpm::object_name(tpm::TPM_ALG_SHA256, &ek.tpmt_public).expect("name"));
+    assert_eq!(ek.name, marshal::object_name(alg::SHA256, &ek.tpmt_public).expect("name"));
     assert!(ek.public_key_pem.expect("pem").starts_with("-----BEGIN PUBLIC KEY-----"));
 
     // A flipped byte anywhere the verdict depends on makes it reject, with the right reason.
@@ -270,7 +272,7 @@ fn selector_attestation_verifies_with_the_selector_binding() {
     let mut guest = guest_with(platform(14));
     let nonce = [0x33u8; 64];
     let mut selector = 1u64.to_le_bytes().to_vec();
-    let mut template = tpm::ek_rsa2048_template();
+    let mut template = EkKind::Rsa2048.template_bytes();
     template[7] |= 0x40;
     selector.extend_from_slice(&template);
     let out = guest.attest(&nonce, VTPM_SERVICE_GUID, 0, Some(&selector)).expect("attest ex");
@@ -285,7 +287,7 @@ fn selector_attestation_verifies_with_the_selector_binding() {
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &selector));
     let ok = verify_attestation(&ev, &VerifierPolicy::default()).expect("selector binding verifies");
     assert!(ok.ek.is_none(), "a userWithAuth key from the guest's template is not the EK");
-    assert_eq!(ok.guest_template_key.expect("key").public.object_attributes, tpm::EK_LOW_ATTRIBUTES | 0x40);
+    assert_eq!(ok.guest_template_key.expect("key").public.attributes, manufacture::EK_ATTRIBUTES | 0x40);
     let mut other = selector.clone();
     other[20] ^= 1;
     ev.selector = Some((VTPM_SERVICE_GUID, 0, &other));
@@ -306,5 +308,5 @@ fn fuzz_verify_seeded_inputs_never_accept_or_panic() {
         svsm_attest::fuzzing::verify(&buf[..len]);
     }
     svsm_attest::fuzzing::verify(&[]);
-    svsm_attest::fuzzing::verify(&tpm::ek_rsa2048_template());
+    svsm_attest::fuzzing::verify(&EkKind::Rsa2048.template_bytes());
 }

@@ -16,7 +16,8 @@ use svsm_benchkit::{Plan, Report, compare};
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_harness::{FileGuestMemory, SocketTransport, serve};
 use svsm_protocol::guest::{DirectTransport, Guest};
-use svsm_protocol::{Guid, VecGuestMemory, tpm};
+use svsm_protocol::{Guid, VecGuestMemory};
+use svsm_vtpm::marshal::cmd;
 
 const MEM: u64 = 4 << 20;
 
@@ -37,7 +38,7 @@ fn main() {
     let direct = DirectTransport { svsm: direct_svsm, memory: VecGuestMemory::new(0, MEM as usize) };
     let mut in_process = Guest::new(direct, CALLING_AREA, GUEST_FREE_START, guest_free_end(MEM));
 
-    let cmd = tpm::get_random_command(32);
+    let cmd = cmd::get_random(32).expect("GetRandom frames");
     let mut report =
         Report::new("svsm-harness: SVSM calls through the harness socket vs in-process dispatch");
     report.push(compare(

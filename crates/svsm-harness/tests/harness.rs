@@ -11,10 +11,11 @@ use svsm_attest::verify::Evidence;
 use svsm_attest::{SimulatedSnpConfig, VerifierPolicy, VerifyError, verify_attestation};
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_harness::{FileGuestMemory, RegisterFrame, SocketTransport, serve};
+use svsm_protocol::Guid;
 use svsm_protocol::guest::{Guest, GuestError};
 use svsm_protocol::guid::{CERT_TABLE_ARK_GUID, CERT_TABLE_ASK_GUID, CERT_TABLE_VCEK_GUID};
 use svsm_protocol::manifest::parse_certificate_table;
-use svsm_protocol::{Guid, tpm};
+use svsm_vtpm::marshal::{self, cmd};
 use x509_cert::Certificate;
 
 const MEM: u64 = 4 << 20;
@@ -95,8 +96,8 @@ fn attestation_through_the_harness_verifies_and_tampering_is_rejected() {
 
     // The tpm_svsm path through the same socket, from a second connection.
     let mut g2 = guest(&running);
-    let resp = g2.tpm_command(0x20_0000, &tpm::get_random_command(16)).expect("GetRandom");
-    assert_eq!(tpm::parse_get_random_response(&resp).expect("parses").len(), 16);
+    let resp = g2.tpm_command(0x20_0000, &cmd::get_random(16).expect("GetRandom frames")).expect("GetRandom");
+    assert_eq!(marshal::random_bytes(&resp).expect("parses").len(), 16);
     drop(g);
     drop(g2);
     running.server.join().expect("join").expect("server ran");

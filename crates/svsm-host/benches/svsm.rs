@@ -9,7 +9,7 @@ use svsm_benchkit::{Plan, Report, compare};
 use svsm_harness::SocketTransport;
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end};
 use svsm_protocol::guest::Guest;
-use svsm_protocol::tpm;
+use svsm_vtpm::marshal::cmd;
 
 fn mssim_command(stream: &mut TcpStream, cmd: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(9 + cmd.len());
@@ -59,7 +59,7 @@ fn main() {
     let t = SocketTransport::connect(&sock, &state.join("guest.mem")).expect("harness connect");
     let end = guest_free_end(t.memory_size());
     let mut guest = Guest::new(t, CALLING_AREA, GUEST_FREE_START, end);
-    let cmd = tpm::get_random_command(32);
+    let cmd = cmd::get_random(32).expect("GetRandom frames");
     let mut report =
         Report::new("SVSM protocols: VTPM_CMD through the harness vs the mssim port (same libtpms vTPM)");
     report.push(compare(

@@ -125,6 +125,7 @@ fn srk_template(rsa: bool) -> PublicArea {
             x.clear();
             y.clear();
         }
+        PublicKey::KeyedHash { unique, .. } | PublicKey::SymCipher { unique, .. } => unique.clear(),
     }
     t
 }

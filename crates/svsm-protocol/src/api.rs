@@ -103,7 +103,7 @@ pub trait VcpuPlatform {
 /// The vTPM a guest reaches through the vTPM protocol and whose EK the attestation protocol reports.
 ///
 /// Only raw TPM command/response bytes cross this trait: EK creation is built on top of it
-/// ([`crate::tpm`]) so any engine that speaks the TPM 2.0 wire format works, and TPM-level errors stay in the
+/// (`svsm_vtpm::marshal`) so any engine that speaks the TPM 2.0 wire format works, and TPM-level errors stay in the
 /// response exactly as the guest would see them.
 pub trait VtpmService {
     /// Runs one TPM command at `locality` and returns the complete response.

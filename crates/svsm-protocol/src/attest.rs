@@ -16,8 +16,10 @@ use crate::error::{PlatformError, SvsmError, VtpmError};
 use crate::guid::{Guid, VTPM_SERVICE_GUID};
 use crate::manifest::{build_services_manifest, certificate_table_is_empty};
 use crate::memory::{read_array, read_vec};
-use crate::tpm;
 use crate::wire::{AttestServicesOp, AttestSingleServiceExOp, AttestSingleServiceOp};
+use svsm_vtpm::MarshalError;
+use svsm_vtpm::manufacture::EkKind;
+use svsm_vtpm::marshal::{CreatedPrimary, PublicArea, Response, cmd, rh};
 
 /// SVSM_ATTEST_SERVICES.
 pub const ATTEST_SERVICES: u32 = 0;
@@ -203,7 +205,7 @@ impl Svsm {
         if let Some(ek) = &self.ek_public {
             return Ok(ek.clone());
         }
-        let ek = self.create_primary(&tpm::ek_rsa2048_template()).map_err(|e| match e {
+        let ek = self.create_primary(&EkKind::Rsa2048.template_bytes()).map_err(|e| match e {
             EkError::Tpm(_) => SvsmError::InvalidRequest("the vTPM refused to create the EK"),
             EkError::Unavailable(err) => err,
         })?;
@@ -214,20 +216,21 @@ impl Svsm {
     /// CreatePrimary on the endorsement hierarchy, then FlushContext so no transient slot leaks.
     fn create_primary(&mut self, template: &[u8]) -> Result<Vec<u8>, EkError> {
         let vtpm = self.vtpm.as_mut().ok_or(EkError::Unavailable(SvsmError::InvalidRequest("no vTPM")))?;
-        let command = tpm::create_primary_command(template)
-            .ok_or(EkError::Unavailable(SvsmError::SelectorInvalid("template too large")))?;
+        let command = cmd::create_primary_from(rh::ENDORSEMENT, template, SESSION_CONTINUE)
+            .map_err(|_| EkError::Unavailable(SvsmError::SelectorInvalid("template too large")))?;
         let response = vtpm.send_command(0, &command).map_err(|e| EkError::Unavailable(vtpm_error(e)))?;
-        let created = tpm::parse_create_primary_response(&response).map_err(|e| match e {
-            tpm::TpmResponseError::ResponseCode(rc) => EkError::Tpm(rc),
-            tpm::TpmResponseError::Malformed => {
-                EkError::Unavailable(SvsmError::InvalidRequest("malformed CreatePrimary response"))
-            }
+        let created = CreatedPrimary::parse(&response).map_err(|e| match e {
+            MarshalError::ResponseCode(rc) => EkError::Tpm(rc),
+            _ => EkError::Unavailable(SvsmError::InvalidRequest("malformed CreatePrimary response")),
         })?;
-        let flush = vtpm.send_command(0, &tpm::flush_context_command(created.handle));
-        if !matches!(flush.as_deref().map(tpm::parse_response_header), Ok(Ok(h)) if h.rc == 0) {
+        let flushed = cmd::flush_context(created.handle)
+            .ok()
+            .and_then(|flush| vtpm.send_command(0, &flush).ok())
+            .is_some_and(|resp| Response::parse(&resp, 0).is_ok());
+        if !flushed {
             tracing::warn!(handle = created.handle, "FlushContext of attested primary failed");
         }
-        Ok(created.public)
+        Ok(created.public_bytes)
     }
 
     /// Requests the report and writes the outputs, or reports the sizes the guest must provide.
@@ -279,6 +282,9 @@ impl Svsm {
     }
 }
 
+/// TPMA_SESSION continueSession, set on the CreatePrimary password session.
+const SESSION_CONTINUE: u8 = 0x01;
+
 enum EkError {
     Tpm(u32),
     Unavailable(SvsmError),
@@ -302,7 +308,7 @@ fn parse_selector(selector: &[u8]) -> Result<&[u8], SvsmError> {
         return Err(SvsmError::SelectorInvalid("unknown selector kind"));
     }
     let template = selector.get(8..).unwrap_or_default();
-    tpm::parse_tpmt_public(template)
+    PublicArea::parse(template)
         .map_err(|_| SvsmError::SelectorInvalid("selector template is not one well-formed TPMT_PUBLIC"))?;
     Ok(template)
 }

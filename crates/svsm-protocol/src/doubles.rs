@@ -3,9 +3,9 @@
 //! * [`VtpmDouble`] stands in for the libtpms-backed vTPM until it is plugged in. It speaks the real TPM 2.0
 //!   wire format, byte for byte, for exactly the commands the attestation path and the benchmarks need
 //!   (CreatePrimary on the endorsement hierarchy, FlushContext, GetRandom, Startup) and answers everything
-//!   else with TPM_RC_COMMAND_CODE. It is a double: it holds one RSA-2048 public key supplied by the test
+//!   else with rc::COMMAND_CODE. It is a double: it holds one RSA-2048 public key supplied by the test
 //!   (a real key the test generated) instead of deriving keys from a primary seed, and it only creates RSA
-//!   keys (ECC templates get TPM_RC_CURVE).
+//!   keys (ECC templates get rc::CURVE).
 //! * [`UnsignedReportDouble`] stands in for SNP firmware when a test only needs the report *shape*: it returns
 //!   a version-3, 1184-byte report carrying the REPORT_DATA, with an all-zero signature. The real simulated
 //!   platform that signs reports with a simulated VCEK lives in `svsm-attest`.
@@ -17,29 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{CertificateRequest, SnpPlatform, SnpReportResponse, VtpmService};
 use crate::error::{PlatformError, VtpmError};
-use crate::tpm::{self, PublicKey};
-use svsm_vtpm::marshal::Reader;
-
-/// TPM_RC_COMMAND_CODE.
-pub const TPM_RC_COMMAND_CODE: u32 = svsm_vtpm::marshal::rc::COMMAND_CODE;
-/// TPM_RC_COMMAND_SIZE.
-pub const TPM_RC_COMMAND_SIZE: u32 = svsm_vtpm::marshal::rc::COMMAND_SIZE;
-/// TPM_RC_INSUFFICIENT.
-pub const TPM_RC_INSUFFICIENT: u32 = svsm_vtpm::marshal::rc::INSUFFICIENT;
-/// TPM_RC_VALUE.
-pub const TPM_RC_VALUE: u32 = svsm_vtpm::marshal::rc::VALUE;
-/// TPM_RC_KEY_SIZE.
-pub const TPM_RC_KEY_SIZE: u32 = svsm_vtpm::marshal::rc::KEY_SIZE;
-/// TPM_RC_CURVE.
-pub const TPM_RC_CURVE: u32 = svsm_vtpm::marshal::rc::CURVE;
-/// TPM_RC_HIERARCHY.
-pub const TPM_RC_HIERARCHY: u32 = svsm_vtpm::marshal::rc::HIERARCHY;
-/// TPM_RC_HANDLE (parameter 1).
-pub const TPM_RC_HANDLE_P1: u32 = svsm_vtpm::marshal::rc::HANDLE_P1;
-/// TPM_RC_OBJECT_MEMORY: no transient slot free.
-pub const TPM_RC_OBJECT_MEMORY: u32 = svsm_vtpm::marshal::rc::OBJECT_MEMORY;
-/// TPM_RC_TAG.
-pub const TPM_RC_TAG: u32 = svsm_vtpm::marshal::rc::TAG;
+use svsm_vtpm::marshal::{PublicArea, PublicKey, Reader, alg, cc, object_name, rc, rh, st};
 
 /// Transient object slots, as on a typical TPM (MAX_LOADED_OBJECTS = 3).
 const MAX_LOADED_OBJECTS: usize = 3;
@@ -84,36 +62,36 @@ impl VtpmDouble {
 
     fn create_primary(&mut self, body: &[u8]) -> Result<Vec<u8>, u32> {
         let mut r = Reader::new(body);
-        let hierarchy = r.u32().map_err(|_| TPM_RC_INSUFFICIENT)?;
-        if hierarchy != tpm::TPM_RH_ENDORSEMENT {
-            return Err(TPM_RC_HIERARCHY);
+        let hierarchy = r.u32().map_err(|_| rc::INSUFFICIENT)?;
+        if hierarchy != rh::ENDORSEMENT {
+            return Err(rc::HIERARCHY);
         }
-        let auth_size = r.u32().map_err(|_| TPM_RC_INSUFFICIENT)?;
-        r.take(auth_size as usize).map_err(|_| TPM_RC_INSUFFICIENT)?;
-        r.tpm2b().map_err(|_| TPM_RC_INSUFFICIENT)?; // inSensitive
-        let template = r.tpm2b().map_err(|_| TPM_RC_INSUFFICIENT)?;
-        r.tpm2b().map_err(|_| TPM_RC_INSUFFICIENT)?; // outsideInfo
-        let pcr_count = r.u32().map_err(|_| TPM_RC_INSUFFICIENT)?;
+        let auth_size = r.u32().map_err(|_| rc::INSUFFICIENT)?;
+        r.take(auth_size as usize).map_err(|_| rc::INSUFFICIENT)?;
+        r.tpm2b().map_err(|_| rc::INSUFFICIENT)?; // inSensitive
+        let template = r.tpm2b().map_err(|_| rc::INSUFFICIENT)?;
+        r.tpm2b().map_err(|_| rc::INSUFFICIENT)?; // outsideInfo
+        let pcr_count = r.u32().map_err(|_| rc::INSUFFICIENT)?;
         for _ in 0..pcr_count {
-            r.u16().map_err(|_| TPM_RC_INSUFFICIENT)?;
-            let n = r.u8().map_err(|_| TPM_RC_INSUFFICIENT)?;
-            r.take(usize::from(n)).map_err(|_| TPM_RC_INSUFFICIENT)?;
+            r.u16().map_err(|_| rc::INSUFFICIENT)?;
+            let n = r.u8().map_err(|_| rc::INSUFFICIENT)?;
+            r.take(usize::from(n)).map_err(|_| rc::INSUFFICIENT)?;
         }
         if r.remaining() != 0 {
-            return Err(TPM_RC_COMMAND_SIZE);
+            return Err(rc::COMMAND_SIZE);
         }
-        let parsed = tpm::parse_tpmt_public(template).map_err(|_| TPM_RC_VALUE)?;
+        let parsed = PublicArea::parse(template).map_err(|_| rc::VALUE)?;
         let unique_len = match &parsed.key {
             PublicKey::Rsa { key_bits: 2048, modulus, .. } => modulus.len(),
-            PublicKey::Rsa { .. } => return Err(TPM_RC_KEY_SIZE),
-            PublicKey::Ecc { .. } => return Err(TPM_RC_CURVE),
-            PublicKey::Other { .. } => return Err(TPM_RC_VALUE),
+            PublicKey::Rsa { .. } => return Err(rc::KEY_SIZE),
+            PublicKey::Ecc { .. } => return Err(rc::CURVE),
+            PublicKey::KeyedHash { .. } | PublicKey::SymCipher { .. } => return Err(rc::VALUE),
         };
         if self.loaded.len() >= MAX_LOADED_OBJECTS {
-            return Err(TPM_RC_OBJECT_MEMORY);
+            return Err(rc::OBJECT_MEMORY);
         }
         // outPublic = the template with `unique` replaced by the key's modulus.
-        let mut public = template.get(..template.len() - unique_len - 2).ok_or(TPM_RC_VALUE)?.to_vec();
+        let mut public = template.get(..template.len() - unique_len - 2).ok_or(rc::VALUE)?.to_vec();
         public.extend_from_slice(&256u16.to_be_bytes());
         public.extend_from_slice(&self.rsa2048_modulus);
 
@@ -121,14 +99,14 @@ impl VtpmDouble {
         self.next_handle = self.next_handle.wrapping_add(1) | 0x8000_0000;
         self.loaded.insert(handle);
 
-        let name = tpm::object_name(parsed.name_alg, &public).ok_or(TPM_RC_VALUE)?;
-        let hierarchy_name = tpm::TPM_RH_ENDORSEMENT.to_be_bytes();
+        let name = object_name(parsed.name_alg, &public).ok_or(rc::VALUE)?;
+        let hierarchy_name = rh::ENDORSEMENT.to_be_bytes();
         // TPMS_CREATION_DATA: no PCRs, empty pcrDigest, locality 0, parentNameAlg NULL, parent names = handle.
         let mut creation = Vec::new();
         creation.extend_from_slice(&0u32.to_be_bytes());
         creation.extend_from_slice(&0u16.to_be_bytes());
         creation.push(0);
-        creation.extend_from_slice(&tpm::TPM_ALG_NULL.to_be_bytes());
+        creation.extend_from_slice(&alg::NULL.to_be_bytes());
         for _ in 0..2 {
             creation.extend_from_slice(&4u16.to_be_bytes());
             creation.extend_from_slice(&hierarchy_name);
@@ -144,7 +122,7 @@ impl VtpmDouble {
         params.extend_from_slice(&32u16.to_be_bytes());
         params.extend_from_slice(&creation_hash);
         params.extend_from_slice(&0x8021u16.to_be_bytes()); // TPM_ST_CREATION
-        params.extend_from_slice(&tpm::TPM_RH_ENDORSEMENT.to_be_bytes());
+        params.extend_from_slice(&rh::ENDORSEMENT.to_be_bytes());
         params.extend_from_slice(&32u16.to_be_bytes());
         params.extend_from_slice(&Sha256::digest(&params));
         params.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -173,45 +151,41 @@ impl VtpmService for VtpmDouble {
     fn send_command(&mut self, _locality: u8, command: &[u8]) -> Result<Vec<u8>, VtpmError> {
         let mut r = Reader::new(command);
         let (Some(tag), Some(size), Some(cc)) = (r.u16().ok(), r.u32().ok(), r.u32().ok()) else {
-            return Ok(respond(tpm::TPM_ST_NO_SESSIONS, TPM_RC_INSUFFICIENT, &[]));
+            return Ok(respond(st::NO_SESSIONS, rc::INSUFFICIENT, &[]));
         };
         if size as usize != command.len() {
-            return Ok(respond(tpm::TPM_ST_NO_SESSIONS, TPM_RC_COMMAND_SIZE, &[]));
+            return Ok(respond(st::NO_SESSIONS, rc::COMMAND_SIZE, &[]));
         }
-        if tag != tpm::TPM_ST_NO_SESSIONS && tag != tpm::TPM_ST_SESSIONS {
-            return Ok(respond(tpm::TPM_ST_NO_SESSIONS, TPM_RC_TAG, &[]));
+        if tag != st::NO_SESSIONS && tag != st::SESSIONS {
+            return Ok(respond(st::NO_SESSIONS, rc::TAG, &[]));
         }
         self.commands.push(cc);
         let body = command.get(10..).unwrap_or_default();
-        let err = |rc| Ok(respond(tpm::TPM_ST_NO_SESSIONS, rc, &[]));
+        let err = |rc| Ok(respond(st::NO_SESSIONS, rc, &[]));
         match cc {
-            tpm::TPM_CC_GET_RANDOM => {
-                let Some(n) = Reader::new(body).u16().ok() else { return err(TPM_RC_INSUFFICIENT) };
+            cc::GET_RANDOM => {
+                let Some(n) = Reader::new(body).u16().ok() else { return err(rc::INSUFFICIENT) };
                 let n = usize::from(n).min(64);
                 let mut out = Vec::with_capacity(2 + n);
                 out.extend_from_slice(&(n as u16).to_be_bytes());
                 out.extend_from_slice(&self.random(n));
-                Ok(respond(tpm::TPM_ST_NO_SESSIONS, 0, &out))
+                Ok(respond(st::NO_SESSIONS, 0, &out))
             }
-            tpm::TPM_CC_CREATE_PRIMARY => {
-                if tag != tpm::TPM_ST_SESSIONS {
-                    return err(0x0125); // TPM_RC_AUTH_MISSING
+            cc::CREATE_PRIMARY => {
+                if tag != st::SESSIONS {
+                    return err(rc::AUTH_MISSING);
                 }
                 match self.create_primary(body) {
-                    Ok(out) => Ok(respond(tpm::TPM_ST_SESSIONS, 0, &out)),
+                    Ok(out) => Ok(respond(st::SESSIONS, 0, &out)),
                     Err(rc) => err(rc),
                 }
             }
-            tpm::TPM_CC_FLUSH_CONTEXT => {
-                let Some(h) = Reader::new(body).u32().ok() else { return err(TPM_RC_INSUFFICIENT) };
-                if self.loaded.remove(&h) {
-                    Ok(respond(tpm::TPM_ST_NO_SESSIONS, 0, &[]))
-                } else {
-                    err(TPM_RC_HANDLE_P1)
-                }
+            cc::FLUSH_CONTEXT => {
+                let Some(h) = Reader::new(body).u32().ok() else { return err(rc::INSUFFICIENT) };
+                if self.loaded.remove(&h) { Ok(respond(st::NO_SESSIONS, 0, &[])) } else { err(rc::HANDLE_P1) }
             }
-            tpm::TPM_CC_STARTUP => Ok(respond(tpm::TPM_ST_NO_SESSIONS, 0, &[])),
-            _ => err(TPM_RC_COMMAND_CODE),
+            cc::STARTUP => Ok(respond(st::NO_SESSIONS, 0, &[])),
+            _ => err(rc::COMMAND_CODE),
         }
     }
 }

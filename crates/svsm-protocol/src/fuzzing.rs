@@ -93,6 +93,4 @@ pub fn parse_tables(data: &[u8]) {
         }
     }
     let _ = parse_certificate_table(data);
-    let _ = crate::tpm::parse_tpmt_public(data);
-    let _ = crate::tpm::parse_create_primary_response(data);
 }

@@ -12,7 +12,8 @@
 //! * [`Svsm`] ([`dispatch`]): decodes RAX and runs [`core_protocol`], [`attest`] and [`vtpm`] calls.
 //! * [`registry`]: [`ProtocolHandler`], protocols served outside this crate (UEFI variables), registered
 //!   with [`Svsm::register_protocol`] without changing `Svsm::new`.
-//! * [`manifest`], [`tpm`], [`guid`]: the services manifest, the TPM marshalling the SVSM needs, GUIDs.
+//! * [`manifest`], [`guid`]: the services manifest, GUIDs. TPM structures (templates, CreatePrimary, the
+//!   TPMT_PUBLIC codec) are `svsm_vtpm::marshal`'s, the one TPM codec of the workspace.
 //! * With `doubles`: [`model`], the page-state (RMP) and vCPU models a host-side SVSM runs against (test
 //!   doubles of SNP hardware; never in the no_std kernel build).
 //! * With `doubles`: [`doubles`], test doubles for the vTPM and the SNP firmware.
@@ -32,7 +33,6 @@ pub mod memory;
 #[cfg(feature = "doubles")]
 pub mod model;
 pub mod registry;
-pub mod tpm;
 pub mod vtpm;
 pub mod wire;
 

@@ -16,9 +16,10 @@ use svsm_protocol::guest::{DirectTransport, Guest, GuestError};
 use svsm_protocol::guid::{CERT_TABLE_VCEK_GUID, VTPM_SERVICE_GUID};
 use svsm_protocol::manifest::{build_certificate_table, parse_services_manifest};
 use svsm_protocol::model::{SimulatedRmp, SimulatedVcpus};
-use svsm_protocol::tpm;
 use svsm_protocol::wire::*;
 use svsm_protocol::*;
+use svsm_vtpm::manufacture::{self, EkKind};
+use svsm_vtpm::marshal::{self, PublicArea, PublicKey, alg, cc, cmd};
 
 const MEM_SIZE: usize = 8 << 20;
 const SVSM_BASE: u64 = 0x7f_0000;
@@ -263,15 +264,15 @@ fn attest_services_end_to_end_with_exact_sizes() {
     let services = parse_services_manifest(&out.manifest).expect("manifest parses");
     assert_eq!(services.len(), 1);
     assert_eq!(services[0].guid, VTPM_SERVICE_GUID);
-    let ek = tpm::parse_tpmt_public(services[0].data).expect("EK TPMT_PUBLIC");
+    let ek = PublicArea::parse(services[0].data).expect("EK TPMT_PUBLIC");
     match ek.key {
-        tpm::PublicKey::Rsa { key_bits, modulus, .. } => {
+        PublicKey::Rsa { key_bits, modulus, .. } => {
             assert_eq!(key_bits, 2048);
             assert_eq!(modulus, ek_modulus());
         }
         other => panic!("EK is not RSA: {other:?}"),
     }
-    assert_eq!(ek.object_attributes, tpm::EK_LOW_ATTRIBUTES);
+    assert_eq!(ek.attributes, manufacture::EK_ATTRIBUTES);
     let expected: [u8; 64] = Sha512::new().chain_update(nonce).chain_update(&out.manifest).finalize().into();
     assert_eq!(&out.report[0x50..0x90], &expected);
     assert_eq!(report_data(&nonce, &out.manifest), expected);
@@ -279,7 +280,7 @@ fn attest_services_end_to_end_with_exact_sizes() {
     let again = w.guest.attest(&nonce, Guid::NULL, 0, None).expect("attest");
     assert_eq!(again.manifest, out.manifest);
     let v = w.vtpm.0.lock().expect("lock");
-    assert_eq!(v.commands.iter().filter(|c| **c == tpm::TPM_CC_CREATE_PRIMARY).count(), 1);
+    assert_eq!(v.commands.iter().filter(|c| **c == cc::CREATE_PRIMARY).count(), 1);
     assert_eq!(v.loaded_objects(), 0);
 }
 
@@ -289,8 +290,8 @@ fn single_service_returns_the_ek_tpmt_public_alone() {
     let nonce = [3u8; 64];
     let out = w.guest.attest(&nonce, VTPM_SERVICE_GUID, 0, None).expect("attest");
     assert!(out.certificates.is_empty(), "no certificates on this host");
-    let ek = tpm::parse_tpmt_public(&out.manifest).expect("TPMT_PUBLIC");
-    assert_eq!(ek.name_alg, tpm::TPM_ALG_SHA256);
+    let ek = PublicArea::parse(&out.manifest).expect("TPMT_PUBLIC");
+    assert_eq!(ek.name_alg, alg::SHA256);
     // REPORT_DATA binds the service GUID and manifest version (a deviation from spec 1.00's
     // SHA-512(nonce || manifest), docs/svsm-protocols.md).
     assert_eq!(
@@ -459,12 +460,12 @@ fn selector_extension_creates_the_requested_primary_and_binds_it() {
     let mut w = world();
     let nonce = [0x77u8; 64];
     // A different RSA-2048 template (storage key style: userWithAuth added).
-    let mut template = tpm::ek_rsa2048_template();
+    let mut template = EkKind::Rsa2048.template_bytes();
     template[7] |= 0x40;
     let sel = selector(1, &template);
     let out = w.guest.attest(&nonce, VTPM_SERVICE_GUID, 0, Some(&sel)).expect("attest ex");
-    let public = tpm::parse_tpmt_public(&out.manifest).expect("TPMT_PUBLIC");
-    assert_eq!(public.object_attributes, tpm::EK_LOW_ATTRIBUTES | 0x40);
+    let public = PublicArea::parse(&out.manifest).expect("TPMT_PUBLIC");
+    assert_eq!(public.attributes, manufacture::EK_ATTRIBUTES | 0x40);
     assert_eq!(
         &out.report[0x50..0x90],
         &report_data_with_selector(&nonce, VTPM_SERVICE_GUID, 0, &sel, &out.manifest)
@@ -486,22 +487,26 @@ fn selector_extension_creates_the_requested_primary_and_binds_it() {
 fn selector_errors_are_never_invalid_parameter() {
     let mut w = world();
     let nonce = [0u8; 64];
-    let mut rsa3072 = tpm::ek_rsa2048_template();
+    let mut rsa3072 = EkKind::Rsa2048.template_bytes();
     rsa3072[50..52].copy_from_slice(&3072u16.to_be_bytes());
     let cases: Vec<(&str, Vec<u8>, u32)> = vec![
-        ("unknown kind", selector(2, &tpm::ek_rsa2048_template()), SVSM_ATTEST_SELECTOR_INVALID),
+        ("unknown kind", selector(2, &EkKind::Rsa2048.template_bytes()), SVSM_ATTEST_SELECTOR_INVALID),
         ("kind 0", selector(0, &[]), SVSM_ATTEST_SELECTOR_INVALID),
         ("shorter than kind", vec![1, 0, 0, 0], SVSM_ATTEST_SELECTOR_INVALID),
-        ("truncated template", selector(1, &tpm::ek_rsa2048_template()[..100]), SVSM_ATTEST_SELECTOR_INVALID),
+        (
+            "truncated template",
+            selector(1, &EkKind::Rsa2048.template_bytes()[..100]),
+            SVSM_ATTEST_SELECTOR_INVALID,
+        ),
         (
             "trailing bytes",
-            selector(1, &[tpm::ek_rsa2048_template(), vec![0]].concat()),
+            selector(1, &[EkKind::Rsa2048.template_bytes(), vec![0]].concat()),
             SVSM_ATTEST_SELECTOR_INVALID,
         ),
         ("too large", vec![0u8; 65544], SVSM_ATTEST_SELECTOR_INVALID),
         (
             "ECC refused by this TPM",
-            selector(1, &tpm::ek_ecc_p256_template()),
+            selector(1, &EkKind::EccP256.template_bytes()),
             SVSM_ATTEST_TPM_RC_BASE + 0xA6,
         ),
         ("RSA-3072 refused by this TPM", selector(1, &rsa3072), SVSM_ATTEST_TPM_RC_BASE + 0x87),
@@ -530,7 +535,7 @@ fn selector_errors_are_never_invalid_parameter() {
     };
     assert_eq!(code(&w.attest_raw(2, &op.encode())), SVSM_ERR_INVALID_ADDRESS);
     // Any alignment is fine for the selector.
-    let sel = selector(1, &tpm::ek_rsa2048_template());
+    let sel = selector(1, &EkKind::Rsa2048.template_bytes());
     w.write(0x30003, &sel);
     op.selector_gpa = 0x30003;
     op.selector_size = sel.len() as u32;
@@ -543,14 +548,18 @@ fn vtpm_query_and_get_random_through_the_tpm_svsm_path() {
     assert_eq!(w.guest.vtpm_probe(), Ok(true));
     let r = w.call(call_rax(2, 0), 0, 7, 0);
     assert_eq!((code(&r), r.rcx, r.rdx), (SVSM_SUCCESS, 0x100, 0));
-    let resp = w.guest.tpm_command(0x40000, &tpm::get_random_command(32)).expect("GetRandom");
-    let bytes = tpm::parse_get_random_response(&resp).expect("response parses");
+    let resp =
+        w.guest.tpm_command(0x40000, &cmd::get_random(32).expect("GetRandom frames")).expect("GetRandom");
+    let bytes = marshal::random_bytes(&resp).expect("response parses");
     assert_eq!(bytes.len(), 32);
-    let resp2 = w.guest.tpm_command(0x40123, &tpm::get_random_command(32)).expect("unaligned buffer is fine");
-    assert_ne!(tpm::parse_get_random_response(&resp2).expect("parses"), bytes);
+    let resp2 = w
+        .guest
+        .tpm_command(0x40123, &cmd::get_random(32).expect("GetRandom frames"))
+        .expect("unaligned buffer is fine");
+    assert_ne!(marshal::random_bytes(&resp2).expect("parses"), bytes);
     // TPM-level errors travel in the response with SVSM_SUCCESS.
     let resp = w.guest.tpm_command(0x40000, &[0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x99]).expect("sent");
-    assert_eq!(tpm::parse_response_header(&resp).expect("hdr").rc, 0x143);
+    assert_eq!(marshal::response_code(&resp).expect("hdr"), 0x143);
 }
 
 #[test]
@@ -560,7 +569,7 @@ fn vtpm_cmd_rejections_have_precise_codes() {
         let mut b = platform.to_le_bytes().to_vec();
         b.push(locality);
         b.extend_from_slice(&size.to_le_bytes());
-        b.extend_from_slice(&tpm::get_random_command(8));
+        b.extend_from_slice(&cmd::get_random(8).expect("GetRandom frames"));
         w.write(0x40000, &b);
         code(&w.call(call_rax(2, 1), 0x40000, 0, 0))
     };
@@ -739,7 +748,7 @@ fn fuzz_dispatch_seeded_and_hand_made_inputs() {
     }
     let m = svsm_protocol::manifest::build_services_manifest(&[(
         VTPM_SERVICE_GUID,
-        &tpm::ek_rsa2048_template()[..],
+        &EkKind::Rsa2048.template_bytes()[..],
     )])
     .expect("manifest");
     svsm_protocol::fuzzing::parse_tables(&m);
@@ -759,7 +768,7 @@ fn the_cached_ek_is_recreated_after_change_eps() {
     w.guest.attest(&nonce, Guid::NULL, 0, None).expect("attest");
     let v = w.vtpm.0.lock().expect("lock");
     assert_eq!(
-        v.commands.iter().filter(|c| **c == tpm::TPM_CC_CREATE_PRIMARY).count(),
+        v.commands.iter().filter(|c| **c == cc::CREATE_PRIMARY).count(),
         2,
         "after ChangeEPS the SVSM must re-derive the EK instead of serving the cached one"
     );
@@ -792,7 +801,9 @@ fn a_response_too_large_for_the_buffer_is_a_tpm_size_error_not_a_failed_call() {
             FREE_START,
             FREE_END,
         );
-        let resp = guest.tpm_command(0x40000, &tpm::get_random_command(8)).expect("the call succeeds");
+        let resp = guest
+            .tpm_command(0x40000, &cmd::get_random(8).expect("GetRandom frames"))
+            .expect("the call succeeds");
         if len <= 4092 {
             assert_eq!(resp.len(), len);
         } else {
@@ -810,7 +821,7 @@ fn vtpm_cmd_answers_every_platform_command_as_before() {
     let mut w = world();
     const UNSUPPORTED: [u32; 22] =
         [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 25, 30];
-    let command = tpm::get_random_command(8);
+    let command = cmd::get_random(8).expect("GetRandom frames");
     for platform in (0u32..=64).chain([100, 0x100, 0x8000_0008, u32::MAX]) {
         let mut b = platform.to_le_bytes().to_vec();
         b.push(0);

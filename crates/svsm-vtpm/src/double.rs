@@ -205,17 +205,17 @@ impl<S: NvStorage> TpmDouble<S> {
             out.truncate(len);
             out
         };
-        let key = match &template.key {
-            PublicKey::Rsa { symmetric, key_bits, exponent, .. } => PublicKey::Rsa {
-                symmetric: *symmetric,
-                key_bits: *key_bits,
-                exponent: *exponent,
-                modulus: expand(0, usize::from(*key_bits / 8)),
-            },
-            PublicKey::Ecc { symmetric, curve, .. } => {
-                PublicKey::Ecc { symmetric: *symmetric, curve: *curve, x: expand(1, 32), y: expand(2, 32) }
+        let mut key = template.key.clone();
+        match &mut key {
+            PublicKey::Rsa { key_bits, modulus, .. } => *modulus = expand(0, usize::from(*key_bits / 8)),
+            PublicKey::Ecc { x, y, .. } => {
+                *x = expand(1, 32);
+                *y = expand(2, 32);
             }
-        };
+            PublicKey::KeyedHash { unique, .. } | PublicKey::SymCipher { unique, .. } => {
+                *unique = expand(3, 32)
+            }
+        }
         Ok(PublicArea { key, ..template.clone() })
     }
 

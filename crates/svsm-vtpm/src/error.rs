@@ -80,6 +80,12 @@ pub enum MarshalError {
     /// A value that this code does not understand (algorithm, structure version, ...).
     #[error("unsupported value: {0}")]
     Unsupported(&'static str),
+    /// A TPMT_PUBLIC whose type is none of RSA, ECC, KEYEDHASH, SYMCIPHER.
+    #[error("unknown TPM object type {0:#06x}")]
+    UnknownObjectType(u16),
+    /// Bytes follow a structure that must span its buffer exactly.
+    #[error("{0} bytes follow the TPM structure")]
+    TrailingBytes(usize),
     /// A structure exceeds the limits of its size field.
     #[error("structure too large for its size field")]
     TooLarge,

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use crate::api::{NvBlob, NvStorage, TpmEngine};
 use crate::error::{MarshalError, VtpmError};
 use crate::marshal::{
-    self, CreatedPrimary, NvPublic, PublicArea, PublicKey, Reader, alg, cmd, nv_attr, rh, su,
+    self, CreatedPrimary, NvPublic, PublicArea, PublicKey, Reader, Scheme, alg, cmd, nv_attr, rh, su,
 };
 
 /// PolicyA (SHA-256) of the EK Credential Profile: PolicySecret(TPM_RH_ENDORSEMENT).
@@ -56,6 +56,7 @@ pub fn ek_template_rsa2048() -> PublicArea {
         auth_policy: POLICY_A_SHA256.to_vec(),
         key: PublicKey::Rsa {
             symmetric: Some((alg::AES, 128, alg::CFB)),
+            scheme: Scheme::Null,
             key_bits: 2048,
             exponent: 0,
             modulus: vec![0; 256],
@@ -71,7 +72,9 @@ pub fn ek_template_ecc_p256() -> PublicArea {
         auth_policy: POLICY_A_SHA256.to_vec(),
         key: PublicKey::Ecc {
             symmetric: Some((alg::AES, 128, alg::CFB)),
+            scheme: Scheme::Null,
             curve: 0x0003,
+            kdf: Scheme::Null,
             x: vec![0; 32],
             y: vec![0; 32],
         },
@@ -129,6 +132,45 @@ impl EkKind {
             EkKind::Rsa2048 => "RSA-2048 (L-1)",
             EkKind::EccP256 => "ECC P-256 (L-2)",
         }
+    }
+
+    /// The profile template's name, e.g. "TCG EK template L-1 (RSA-2048)".
+    pub fn profile_label(self) -> &'static str {
+        match self {
+            EkKind::Rsa2048 => "TCG EK template L-1 (RSA-2048)",
+            EkKind::EccP256 => "TCG EK template L-2 (ECC NIST P-256)",
+        }
+    }
+
+    /// The marshalled template (TPMT_PUBLIC with the profile's all-zero unique), as a guest sends it in a
+    /// CreatePrimary or an SVSM attestation selector.
+    pub fn template_bytes(self) -> Vec<u8> {
+        // The templates are constants well inside every TPM2B limit, so marshalling cannot fail (the tests
+        // pin their bytes); an empty template would only make CreatePrimary fail, never panic.
+        self.template().marshal().unwrap_or_default()
+    }
+
+    /// Which profile template `created` (a TPMT_PUBLIC that CreatePrimary returned, e.g. from attestation
+    /// evidence) was made from: every byte must equal the template's except the `unique` field, which holds
+    /// the created key. `None` for anything else (other attributes, an authPolicy other than PolicyA, other
+    /// parameters, a damaged area): such a key is not an EK, whatever hierarchy it was created on.
+    pub fn of_created(created: &[u8]) -> Option<EkKind> {
+        let parsed = PublicArea::parse(created).ok()?;
+        let kind = match parsed.key {
+            PublicKey::Rsa { .. } => EkKind::Rsa2048,
+            PublicKey::Ecc { .. } => EkKind::EccP256,
+            PublicKey::KeyedHash { .. } | PublicKey::SymCipher { .. } => return None,
+        };
+        let mut expected = kind.template();
+        match (&mut expected.key, parsed.key) {
+            (PublicKey::Rsa { modulus, .. }, PublicKey::Rsa { modulus: m, .. }) => *modulus = m,
+            (PublicKey::Ecc { x, y, .. }, PublicKey::Ecc { x: px, y: py, .. }) => {
+                *x = px;
+                *y = py;
+            }
+            _ => return None,
+        }
+        (expected.marshal().ok()? == created).then_some(kind)
     }
 
     fn code(self) -> u8 {
@@ -523,6 +565,47 @@ mod tests {
         let t = ek_template_rsa2048().marshal().unwrap();
         assert_eq!(t.len(), 314);
         assert_eq!(&t[..8], &[0x00, 0x01, 0x00, 0x0B, 0x00, 0x03, 0x00, 0xB2]);
+        assert_eq!(EkKind::Rsa2048.template_bytes(), t);
+        let p = PublicArea::parse(&t).unwrap();
+        assert_eq!(p.auth_policy, POLICY_A_SHA256);
+        match p.key {
+            PublicKey::Rsa { symmetric, scheme, key_bits, exponent, modulus } => {
+                assert_eq!((symmetric, scheme), (Some((alg::AES, 128, alg::CFB)), Scheme::Null));
+                assert_eq!((key_bits, exponent, modulus.len()), (2048, 0, 256));
+                assert!(modulus.iter().all(|b| *b == 0));
+            }
+            other => panic!("not RSA: {other:?}"),
+        }
+        let e = PublicArea::parse(&EkKind::EccP256.template_bytes()).unwrap();
+        assert!(matches!(e.key, PublicKey::Ecc { curve: 3, .. }));
+    }
+
+    #[test]
+    fn only_a_profile_template_with_a_key_in_unique_is_an_ek() {
+        for kind in EkKind::ALL {
+            let mut created = kind.template();
+            match &mut created.key {
+                PublicKey::Rsa { modulus, .. } => modulus.fill(0x5A),
+                PublicKey::Ecc { x, y, .. } => {
+                    x.fill(1);
+                    y.fill(2);
+                }
+                _ => unreachable!(),
+            }
+            assert_eq!(EkKind::of_created(&created.marshal().unwrap()), Some(kind));
+            let mut other = created.clone();
+            other.auth_policy[0] ^= 1;
+            assert_eq!(EkKind::of_created(&other.marshal().unwrap()), None);
+            let mut other = created.clone();
+            other.attributes |= marshal::object_attr::USER_WITH_AUTH;
+            assert_eq!(EkKind::of_created(&other.marshal().unwrap()), None);
+            let mut other = created;
+            if let PublicKey::Rsa { scheme, .. } | PublicKey::Ecc { scheme, .. } = &mut other.key {
+                *scheme = Scheme::Hash { alg: 0x0018, hash: alg::SHA256 };
+            }
+            assert_eq!(EkKind::of_created(&other.marshal().unwrap()), None);
+        }
+        assert_eq!(EkKind::of_created(&[1, 2, 3]), None);
     }
 
     #[test]

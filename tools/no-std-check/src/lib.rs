@@ -48,7 +48,9 @@ pub extern "C" fn no_std_check_touch() -> usize {
         + core::mem::size_of_val(&flash)
         + POOL.free_pages()
         + svsm_vtpm::svsm_page::parse_request(&[]).is_err() as usize
-        + svsm_protocol::tpm::ek_rsa2048_template().len()
+        + svsm_protocol::manifest::parse_services_manifest(&[]).is_err() as usize
+        + svsm_vtpm::manufacture::EkKind::Rsa2048.template_bytes().len()
+        + svsm_vtpm::marshal::PublicArea::parse(&[]).is_err() as usize
         + svsm_kbs::frame::Frame::decode(&[]).is_err() as usize
         + svsm_kbs::jwe::TeeKey::from_scalar(svsm_kbs::jwe::Curve::P384, &[1; 48])
             .map_or(0, |k| k.decrypt(b"{}").is_err() as usize)

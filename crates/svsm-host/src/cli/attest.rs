@@ -386,7 +386,7 @@ fn verify(
             }
             match (v.ek, v.guest_template_key) {
                 (Some(ek), _) => {
-                    let profile = ek.profile.map(|p| p.label()).unwrap_or("TCG EK profile");
+                    let profile = ek.profile.map(|p| p.profile_label()).unwrap_or("TCG EK profile");
                     println!("vTPM EK Name: {}", hex::encode(&ek.name));
                     println!("vTPM EK template: {profile}");
                     match ek.public_key_pem {
@@ -398,7 +398,7 @@ fn verify(
                     println!(
                         "NOT an EK: key created from the guest's template (objectAttributes {:#010x}, \
                          authPolicy {}); do not bind an AK to it as an EK",
-                        key.public.object_attributes,
+                        key.public.attributes,
                         if key.public.auth_policy.is_empty() {
                             "empty".to_owned()
                         } else {

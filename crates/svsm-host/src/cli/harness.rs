@@ -13,8 +13,9 @@ use svsm_attest::SimulatedSnpConfig;
 use svsm_attest::chain::SimulatedRoots;
 use svsm_harness::simulated::{CALLING_AREA, GUEST_FREE_START, guest_free_end, simulated_svsm};
 use svsm_harness::{FileGuestMemory, SocketTransport, serve};
+use svsm_protocol::Guid;
 use svsm_protocol::guest::Guest;
-use svsm_protocol::{Guid, tpm};
+use svsm_vtpm::marshal::{self, cmd};
 
 /// Runs the harness: creates the guest-memory file, listens on the socket, serves VMGEXIT frames.
 pub fn run_serve(
@@ -365,7 +366,7 @@ pub fn run_guest(cmd: GuestCommand) -> anyhow::Result<ExitCode> {
         }
         GuestCommand::Tpm { svsm_socket, memory, get_random, command_hex } => {
             let command = match (get_random, command_hex) {
-                (Some(n), _) => tpm::get_random_command(n),
+                (Some(n), _) => cmd::get_random(n).expect("GetRandom frames"),
                 (None, Some(h)) => hex::decode(h.trim()).context("--command-hex must be hex")?,
                 (None, None) => bail!("give --get-random N or --command-hex HEX"),
             };
@@ -376,7 +377,7 @@ pub fn run_guest(cmd: GuestCommand) -> anyhow::Result<ExitCode> {
             let resp = guest.tpm_command(GUEST_FREE_START, &command).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", hex::encode(&resp));
             if get_random.is_some() {
-                let bytes = tpm::parse_get_random_response(&resp).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let bytes = marshal::random_bytes(&resp).map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("random: {}", hex::encode(bytes));
             }
         }

@@ -170,6 +170,9 @@ impl CaIssuer {
                 Ok(SubjectPublicKeyInfoOwned::from_key(pk)?)
             }
             PublicKey::Ecc { .. } => bail!("only P-256 ECC EKs are certified"),
+            PublicKey::KeyedHash { .. } | PublicKey::SymCipher { .. } => {
+                bail!("only RSA and ECC keys are certified as EKs")
+            }
         }
     }
 
@@ -326,5 +329,43 @@ impl EkCertIssuer for CaIssuer {
             tracing::error!(error = %format!("{e:#}"), "issuing the EK certificate failed");
             format!("{e:#}")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The EK issuer and the attestation verifier read a public area with the one codec
+    /// (`svsm_vtpm::marshal::PublicArea`): an EK the issuer certifies must come out of the verifier as the
+    /// same key, recognised as the same profile EK, with the certificate's key equal to the verifier's.
+    #[test]
+    fn the_verifier_reads_a_certified_ek_as_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CaIssuer::development(dir.path()).unwrap();
+        let point = p256::SecretKey::from_slice(&[7; 32]).unwrap().public_key().to_sec1_bytes();
+        for kind in EkKind::ALL {
+            let mut public = kind.template();
+            match &mut public.key {
+                // Any odd 2048-bit modulus: the certificate and the verifier only encode it.
+                PublicKey::Rsa { modulus, .. } => *modulus = vec![0xC3; 256],
+                PublicKey::Ecc { x, y, .. } => {
+                    *x = point[1..33].to_vec();
+                    *y = point[33..65].to_vec();
+                }
+                other => panic!("EK template of another type: {other:?}"),
+            }
+            let cert = Certificate::from_der(&ca.issue_der(kind, &public).unwrap()).unwrap();
+            let ek = svsm_attest::verify::endorsement_key(&public.marshal().unwrap()).unwrap();
+            assert_eq!(ek.public, public, "{kind:?}: the verifier parsed another key");
+            assert_eq!(ek.profile, Some(kind), "{kind:?}: the verifier does not see the profile EK");
+            let certified = &cert.tbs_certificate.subject_public_key_info;
+            assert_eq!(certified, &CaIssuer::spki_of(&ek.public).unwrap());
+            if let Some(pem) = &ek.public_key_pem {
+                let verifier = SubjectPublicKeyInfoOwned::from_pem(pem.as_bytes()).unwrap();
+                assert_eq!(verifier.subject_public_key, certified.subject_public_key);
+                assert_eq!(verifier.algorithm.oid, certified.algorithm.oid);
+            }
+        }
     }
 }

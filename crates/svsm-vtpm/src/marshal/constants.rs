@@ -90,6 +90,8 @@ pub mod rc {
     pub const SIZE: u32 = 0x095;
     /// NV access not available (NV off).
     pub const NV_UNAVAILABLE: u32 = 0x923;
+    /// An authorization area is missing (TPM_RC_AUTH_MISSING).
+    pub const AUTH_MISSING: u32 = 0x125;
     /// The command was canceled.
     pub const CANCELED: u32 = 0x909;
 }

@@ -24,13 +24,93 @@ pub mod object_attr {
     pub const DECRYPT: u32 = 1 << 17;
 }
 
-/// Key-type-specific parameters and unique field of a public area.
+/// A TPMT_SYM_DEF_OBJECT that is not TPM_ALG_NULL: (algorithm, key bits, mode).
+pub type SymDef = (u16, u16, u16);
+
+/// A signing, encryption or key-derivation scheme of a public area (TPMT_RSA_SCHEME, TPMT_ECC_SCHEME,
+/// TPMT_KEYEDHASH_SCHEME, TPMT_KDF_SCHEME): the algorithm and the details its union arm carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// TPM_ALG_NULL: no scheme (the key can be used with any allowed scheme).
+    Null,
+    /// A scheme whose details are one hash algorithm (TPMS_SCHEME_HASH: RSASSA, RSAPSS, OAEP, ECDSA, ECDH,
+    /// ECSCHNORR, SM2, HMAC, and the KDFs).
+    Hash {
+        /// The scheme algorithm.
+        alg: u16,
+        /// Its hashAlg.
+        hash: u16,
+    },
+    /// RSAES-PKCS1-v1_5 (TPMS_ENC_SCHEME_RSAES: no details).
+    Rsaes,
+    /// ECDAA (TPMS_SCHEME_ECDAA: hash algorithm and commit count).
+    Ecdaa {
+        /// hashAlg.
+        hash: u16,
+        /// count.
+        count: u16,
+    },
+    /// XOR obfuscation of a keyed-hash object (TPMS_SCHEME_XOR: hash algorithm and KDF).
+    Xor {
+        /// hashAlg.
+        hash: u16,
+        /// kdf.
+        kdf: u16,
+    },
+}
+
+/// Which scheme union a scheme is read from: the same algorithm id carries different details in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SchemeUnion {
+    Rsa,
+    Ecc,
+    KeyedHash,
+    Kdf,
+}
+
+impl Scheme {
+    fn put(self, out: &mut Vec<u8>) {
+        let mut words = |ws: &[u16]| ws.iter().for_each(|w| out.extend_from_slice(&w.to_be_bytes()));
+        match self {
+            Scheme::Null => words(&[alg::NULL]),
+            Scheme::Hash { alg, hash } => words(&[alg, hash]),
+            Scheme::Rsaes => words(&[alg::RSAES]),
+            Scheme::Ecdaa { hash, count } => words(&[alg::ECDAA, hash, count]),
+            Scheme::Xor { hash, kdf } => words(&[alg::XOR, hash, kdf]),
+        }
+    }
+
+    fn read(r: &mut Reader<'_>, union: SchemeUnion) -> Result<Self, MarshalError> {
+        Ok(match (r.u16()?, union) {
+            (alg::NULL, _) => Scheme::Null,
+            (alg::RSAES, SchemeUnion::Rsa) => Scheme::Rsaes,
+            (alg::ECDAA, SchemeUnion::Ecc) => Scheme::Ecdaa { hash: r.u16()?, count: r.u16()? },
+            (alg::XOR, SchemeUnion::KeyedHash) => Scheme::Xor { hash: r.u16()?, kdf: r.u16()? },
+            (alg, _) => Scheme::Hash { alg, hash: r.u16()? },
+        })
+    }
+
+    /// The scheme's algorithm id (TPM_ALG_NULL for [`Scheme::Null`]).
+    pub fn alg(self) -> u16 {
+        match self {
+            Scheme::Null => alg::NULL,
+            Scheme::Hash { alg, .. } => alg,
+            Scheme::Rsaes => alg::RSAES,
+            Scheme::Ecdaa { .. } => alg::ECDAA,
+            Scheme::Xor { .. } => alg::XOR,
+        }
+    }
+}
+
+/// Key-type-specific parameters and unique field of a public area (TPMU_PUBLIC_PARMS and TPMU_PUBLIC_ID).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    /// An RSA key: symmetric (alg, bits, mode), key bits, exponent (0 = 65537), modulus (unique).
+    /// An RSA key: symmetric, scheme, key bits, exponent (0 = 65537), modulus (unique).
     Rsa {
-        /// Symmetric algorithm for a storage/EK key (alg, key bits, mode), or `None` for TPM_ALG_NULL.
-        symmetric: Option<(u16, u16, u16)>,
+        /// Symmetric algorithm of a storage/EK key, or `None` for TPM_ALG_NULL.
+        symmetric: Option<SymDef>,
+        /// The key's scheme.
+        scheme: Scheme,
         /// Key size in bits.
         key_bits: u16,
         /// Public exponent, 0 meaning the default 65537.
@@ -38,20 +118,52 @@ pub enum PublicKey {
         /// The modulus (or, in a template, the unique seed bytes).
         modulus: Vec<u8>,
     },
-    /// An ECC key: symmetric, curve, point (unique).
+    /// An ECC key: symmetric, scheme, curve, KDF, point (unique).
     Ecc {
-        /// Symmetric algorithm (alg, key bits, mode), or `None` for TPM_ALG_NULL.
-        symmetric: Option<(u16, u16, u16)>,
+        /// Symmetric algorithm, or `None` for TPM_ALG_NULL.
+        symmetric: Option<SymDef>,
+        /// The key's scheme.
+        scheme: Scheme,
         /// TPM_ECC_CURVE.
         curve: u16,
+        /// The key-derivation scheme.
+        kdf: Scheme,
         /// X coordinate.
         x: Vec<u8>,
         /// Y coordinate.
         y: Vec<u8>,
     },
+    /// A keyed-hash object (HMAC key or sealed data): scheme and the `unique` digest.
+    KeyedHash {
+        /// The scheme.
+        scheme: Scheme,
+        /// `unique`.
+        unique: Vec<u8>,
+    },
+    /// A symmetric-cipher object: its algorithm and the `unique` digest.
+    SymCipher {
+        /// The symmetric algorithm (TPM_ALG_NULL is `None`, which a TPM refuses for this type).
+        symmetric: Option<SymDef>,
+        /// `unique`.
+        unique: Vec<u8>,
+    },
 }
 
-/// A TPMT_PUBLIC with the fields the vTPM needs (RSA and ECC keys with NULL schemes and KDFs).
+impl PublicKey {
+    /// The TPMI_ALG_PUBLIC of this key type.
+    pub fn object_type(&self) -> u16 {
+        match self {
+            PublicKey::Rsa { .. } => alg::RSA,
+            PublicKey::Ecc { .. } => alg::ECC,
+            PublicKey::KeyedHash { .. } => alg::KEYEDHASH,
+            PublicKey::SymCipher { .. } => alg::SYMCIPHER,
+        }
+    }
+}
+
+/// A TPMT_PUBLIC: one definition for the vTPM that manufactures and certifies keys and for the verifier
+/// that reads them back out of attestation evidence. [`parse`](Self::parse) accepts every object type and
+/// scheme the TPM 2.0 structures define, and [`marshal`](Self::marshal) gives back the exact bytes parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicArea {
     /// nameAlg.
@@ -64,7 +176,7 @@ pub struct PublicArea {
     pub key: PublicKey,
 }
 
-fn put_symmetric(out: &mut Vec<u8>, sym: Option<(u16, u16, u16)>) {
+fn put_symmetric(out: &mut Vec<u8>, sym: Option<SymDef>) {
     match sym {
         Some((a, bits, mode)) => {
             out.extend_from_slice(&a.to_be_bytes());
@@ -75,7 +187,7 @@ fn put_symmetric(out: &mut Vec<u8>, sym: Option<(u16, u16, u16)>) {
     }
 }
 
-fn read_symmetric(r: &mut Reader<'_>) -> Result<Option<(u16, u16, u16)>, MarshalError> {
+fn read_symmetric(r: &mut Reader<'_>) -> Result<Option<SymDef>, MarshalError> {
     let a = r.u16()?;
     if a == alg::NULL {
         return Ok(None);
@@ -87,35 +199,41 @@ impl PublicArea {
     /// Marshals the TPMT_PUBLIC (without the TPM2B size prefix).
     pub fn marshal(&self) -> Result<Vec<u8>, MarshalError> {
         let mut out = Vec::with_capacity(360);
-        let ty = match self.key {
-            PublicKey::Rsa { .. } => alg::RSA,
-            PublicKey::Ecc { .. } => alg::ECC,
-        };
-        out.extend_from_slice(&ty.to_be_bytes());
+        out.extend_from_slice(&self.key.object_type().to_be_bytes());
         out.extend_from_slice(&self.name_alg.to_be_bytes());
         out.extend_from_slice(&self.attributes.to_be_bytes());
         put_tpm2b(&mut out, &self.auth_policy)?;
         match &self.key {
-            PublicKey::Rsa { symmetric, key_bits, exponent, modulus } => {
+            PublicKey::Rsa { symmetric, scheme, key_bits, exponent, modulus } => {
                 put_symmetric(&mut out, *symmetric);
-                out.extend_from_slice(&alg::NULL.to_be_bytes()); // scheme
+                scheme.put(&mut out);
                 out.extend_from_slice(&key_bits.to_be_bytes());
                 out.extend_from_slice(&exponent.to_be_bytes());
                 put_tpm2b(&mut out, modulus)?;
             }
-            PublicKey::Ecc { symmetric, curve, x, y } => {
+            PublicKey::Ecc { symmetric, scheme, curve, kdf, x, y } => {
                 put_symmetric(&mut out, *symmetric);
-                out.extend_from_slice(&alg::NULL.to_be_bytes()); // scheme
+                scheme.put(&mut out);
                 out.extend_from_slice(&curve.to_be_bytes());
-                out.extend_from_slice(&alg::NULL.to_be_bytes()); // kdf
+                kdf.put(&mut out);
                 put_tpm2b(&mut out, x)?;
                 put_tpm2b(&mut out, y)?;
+            }
+            PublicKey::KeyedHash { scheme, unique } => {
+                scheme.put(&mut out);
+                put_tpm2b(&mut out, unique)?;
+            }
+            PublicKey::SymCipher { symmetric, unique } => {
+                put_symmetric(&mut out, *symmetric);
+                put_tpm2b(&mut out, unique)?;
             }
         }
         Ok(out)
     }
 
-    /// Parses a TPMT_PUBLIC (RSA or ECC with NULL scheme and KDF); the whole buffer must be consumed.
+    /// Parses one marshalled TPMT_PUBLIC that must span `buf` exactly. Untrusted input: a short buffer is
+    /// [`MarshalError::Truncated`], an unknown object type [`MarshalError::UnknownObjectType`], bytes after
+    /// the structure [`MarshalError::TrailingBytes`].
     pub fn parse(buf: &[u8]) -> Result<Self, MarshalError> {
         let mut r = Reader::new(buf);
         let ty = r.u16()?;
@@ -123,36 +241,50 @@ impl PublicArea {
         let attributes = r.u32()?;
         let auth_policy = r.tpm2b()?.to_vec();
         let key = match ty {
-            alg::RSA => {
-                let symmetric = read_symmetric(&mut r)?;
-                if r.u16()? != alg::NULL {
-                    return Err(MarshalError::Unsupported("RSA scheme other than NULL"));
-                }
-                let key_bits = r.u16()?;
-                let exponent = r.u32()?;
-                let modulus = r.tpm2b()?.to_vec();
-                PublicKey::Rsa { symmetric, key_bits, exponent, modulus }
+            alg::RSA => PublicKey::Rsa {
+                symmetric: read_symmetric(&mut r)?,
+                scheme: Scheme::read(&mut r, SchemeUnion::Rsa)?,
+                key_bits: r.u16()?,
+                exponent: r.u32()?,
+                modulus: r.tpm2b()?.to_vec(),
+            },
+            alg::ECC => PublicKey::Ecc {
+                symmetric: read_symmetric(&mut r)?,
+                scheme: Scheme::read(&mut r, SchemeUnion::Ecc)?,
+                curve: r.u16()?,
+                kdf: Scheme::read(&mut r, SchemeUnion::Kdf)?,
+                x: r.tpm2b()?.to_vec(),
+                y: r.tpm2b()?.to_vec(),
+            },
+            alg::KEYEDHASH => PublicKey::KeyedHash {
+                scheme: Scheme::read(&mut r, SchemeUnion::KeyedHash)?,
+                unique: r.tpm2b()?.to_vec(),
+            },
+            alg::SYMCIPHER => {
+                PublicKey::SymCipher { symmetric: read_symmetric(&mut r)?, unique: r.tpm2b()?.to_vec() }
             }
-            alg::ECC => {
-                let symmetric = read_symmetric(&mut r)?;
-                if r.u16()? != alg::NULL {
-                    return Err(MarshalError::Unsupported("ECC scheme other than NULL"));
-                }
-                let curve = r.u16()?;
-                if r.u16()? != alg::NULL {
-                    return Err(MarshalError::Unsupported("ECC KDF other than NULL"));
-                }
-                let x = r.tpm2b()?.to_vec();
-                let y = r.tpm2b()?.to_vec();
-                PublicKey::Ecc { symmetric, curve, x, y }
-            }
-            _ => return Err(MarshalError::Unsupported("public area type other than RSA or ECC")),
+            other => return Err(MarshalError::UnknownObjectType(other)),
         };
         if r.remaining() != 0 {
-            return Err(MarshalError::Unsupported("trailing bytes after TPMT_PUBLIC"));
+            return Err(MarshalError::TrailingBytes(r.remaining()));
         }
         Ok(PublicArea { name_alg, attributes, auth_policy, key })
     }
+}
+
+/// An object's Name: nameAlg (u16 BE) || H_nameAlg(marshalled TPMT_PUBLIC); `None` for a nameAlg other than
+/// SHA-256, SHA-384 or SHA-512.
+pub fn object_name(name_alg: u16, tpmt_public: &[u8]) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256, Sha384, Sha512};
+    let mut name = Vec::with_capacity(66);
+    name.extend_from_slice(&name_alg.to_be_bytes());
+    match name_alg {
+        alg::SHA256 => name.extend_from_slice(&Sha256::digest(tpmt_public)),
+        alg::SHA384 => name.extend_from_slice(&Sha384::digest(tpmt_public)),
+        alg::SHA512 => name.extend_from_slice(&Sha512::digest(tpmt_public)),
+        _ => return None,
+    }
+    Some(name)
 }
 
 // ---- NV public areas ----

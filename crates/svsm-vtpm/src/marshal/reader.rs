@@ -158,3 +158,15 @@ pub fn error_response(code: u32) -> Vec<u8> {
     v.extend_from_slice(&code.to_be_bytes());
     v
 }
+
+/// The `randomBytes` of a TPM2_GetRandom response; a non-zero response code, a malformed header or bytes
+/// after the TPM2B are errors.
+pub fn random_bytes(resp: &[u8]) -> Result<Vec<u8>, MarshalError> {
+    let r = Response::parse(resp, 0)?;
+    let mut p = Reader::new(r.params);
+    let bytes = p.tpm2b()?.to_vec();
+    if p.remaining() != 0 {
+        return Err(MarshalError::TrailingBytes(p.remaining()));
+    }
+    Ok(bytes)
+}
