@@ -115,37 +115,54 @@ pub fn compare(
     candidate_label: &str,
     mut candidate: impl FnMut(),
 ) -> Row {
+    let [base, cand] = interleave(name, plan, [&mut baseline, &mut candidate]);
+    row(name, baseline_label, base, candidate_label, cand)
+}
+
+/// Measures several operations in the same interleaved rounds and returns their statistics in order, for
+/// rows that share a side (a transport floor, a baseline and a candidate): every pairwise ratio then comes
+/// from the same run. Round `r` runs the operations in order when `r` is even and in reverse when it is odd,
+/// so drift hits all of them alike.
+///
+/// Each closure performs exactly one operation per call.
+pub fn interleave<const N: usize>(name: &str, plan: Plan, mut ops: [&mut dyn FnMut(); N]) -> [Stats; N] {
     let plan = plan.quick_if_requested();
     for _ in 0..plan.warmup {
-        baseline();
-        candidate();
-    }
-    let mut base = Vec::with_capacity(plan.rounds * plan.per_round);
-    let mut cand = Vec::with_capacity(plan.rounds * plan.per_round);
-    let time = |f: &mut dyn FnMut(), into: &mut Vec<Duration>| {
-        for _ in 0..plan.per_round {
-            let t = Instant::now();
-            f();
-            into.push(t.elapsed());
+        for op in ops.iter_mut() {
+            op();
         }
-    };
+    }
+    let mut samples: [Vec<Duration>; N] =
+        std::array::from_fn(|_| Vec::with_capacity(plan.rounds * plan.per_round));
     for round in 0..plan.rounds {
-        if round % 2 == 0 {
-            time(&mut baseline, &mut base);
-            time(&mut candidate, &mut cand);
-        } else {
-            time(&mut candidate, &mut cand);
-            time(&mut baseline, &mut base);
+        for k in 0..N {
+            let i = if round % 2 == 0 { k } else { N - 1 - k };
+            for _ in 0..plan.per_round {
+                let t = Instant::now();
+                ops[i]();
+                samples[i].push(t.elapsed());
+            }
         }
         progress(name, round + 1, plan.rounds);
     }
     eprintln!();
+    samples.map(Stats::from_samples)
+}
+
+/// Builds a row from statistics measured by [`interleave`].
+pub fn row(
+    name: &str,
+    baseline_label: &str,
+    baseline: Stats,
+    candidate_label: &str,
+    candidate: Stats,
+) -> Row {
     Row {
         name: name.to_owned(),
         baseline_label: baseline_label.to_owned(),
-        baseline: Stats::from_samples(base),
+        baseline,
         candidate_label: candidate_label.to_owned(),
-        candidate: Stats::from_samples(cand),
+        candidate,
         target: None,
     }
 }

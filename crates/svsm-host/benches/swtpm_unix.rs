@@ -2,14 +2,20 @@
 //! on the data socket, and migration's CMD_GET_STATEBLOB of the permanent, volatile and savestate blobs on
 //! the control socket (ours sealed with AES-256-GCM, swtpm's plain). Same raw client for both, same run,
 //! interleaved rounds.
+//!
+//! The GetRandom rounds also time two transport floors that answer every command on a Unix socket with a
+//! canned GetRandom(8) response (one read, one write, no TPM): a thread of this process, and this bench
+//! binary re-executed as a separate process (what swtpm and ours also are, so the client's wake-ups switch
+//! address spaces). What a floor costs is what any server pays on this machine for two socket hops and two
+//! wake-ups; the rest of a server's time is its own.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use svsm_benchkit::{Plan, Report, Target, compare};
+use svsm_benchkit::{Plan, Report, Target, compare, interleave, row};
 use svsm_vtpm::marshal::{self, cmd, su};
 
 fn connect(path: &Path) -> UnixStream {
@@ -57,6 +63,22 @@ fn get_blobs(c: &mut UnixStream) -> usize {
     total
 }
 
+/// Set to a socket path, this bench binary is the out-of-process transport floor serving there.
+const FLOOR_ENV: &str = "SWTPM_UNIX_BENCH_FLOOR";
+
+/// The transport floor: answers each command on one connection (one read; the client sends a command in
+/// one write) with a GetRandom(8)-sized success response in one write.
+fn serve_floor(listener: UnixListener) {
+    let (mut s, _) = listener.accept().unwrap();
+    let mut resp = vec![0x80, 0x01, 0, 0, 0, 20, 0, 0, 0, 0, 0, 8];
+    resp.extend_from_slice(&[0x5a; 8]);
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        assert!(n >= 10, "the client sent a command in pieces ({n} bytes)");
+        s.write_all(&resp).unwrap();
+    }
+}
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -66,6 +88,9 @@ impl Drop for Killed {
 }
 
 fn main() {
+    if let Some(path) = std::env::var_os(FLOOR_ENV) {
+        return serve_floor(UnixListener::bind(path).unwrap());
+    }
     let tmp = tempfile::tempdir().unwrap();
     let sw_dir = tmp.path().join("swtpm");
     std::fs::create_dir(&sw_dir).unwrap();
@@ -104,22 +129,43 @@ fn main() {
     let mut oc = connect(&state.join("swtpm.sock.ctrl"));
     tpm(&mut o, &cmd::startup(su::CLEAR).unwrap());
 
+    let thread_floor = tmp.path().join("floor-thread.sock");
+    let listener = UnixListener::bind(&thread_floor).unwrap();
+    std::thread::spawn(move || serve_floor(listener));
+    let mut ft = connect(&thread_floor);
+    let process_floor = tmp.path().join("floor-process.sock");
+    let _floor = Killed(
+        Command::new(std::env::current_exe().unwrap()).env(FLOOR_ENV, &process_floor).spawn().unwrap(),
+    );
+    let mut fp = connect(&process_floor);
+
     let mut report = Report::new("vTPM daemon vs swtpm 0.7.1 over the swtpm Unix sockets (QEMU's transport)");
     let get_random = cmd::get_random(8).unwrap();
-    let mut row = compare(
-        "GetRandom(8) round trip, Unix data socket",
-        Plan::new(20, 200).quick_if_requested(),
-        "swtpm",
-        || {
-            tpm(&mut s, &get_random);
-        },
-        "svsm-host serve",
-        || {
-            tpm(&mut o, &get_random);
-        },
+    let name = "GetRandom(8) round trip, Unix data socket";
+    let [thread, process, sw, ours] = interleave(
+        name,
+        Plan::new(20, 200),
+        [
+            &mut || drop(tpm(&mut ft, &get_random)),
+            &mut || drop(tpm(&mut fp, &get_random)),
+            &mut || drop(tpm(&mut s, &get_random)),
+            &mut || drop(tpm(&mut o, &get_random)),
+        ],
     );
-    row.target = Some(Target::AtMost(0.5));
-    report.push(row);
+    let mut main = row(name, "swtpm", sw, "svsm-host serve", ours);
+    main.target = Some(Target::AtMost(0.5));
+    report.push(main);
+    for (floor, label) in [(thread, "floor: echo thread"), (process, "floor: echo process")] {
+        report.push(row(&format!("{name}: swtpm over the {label}"), label, floor, "swtpm", sw));
+        report.push(row(&format!("{name}: ours over the {label}"), label, floor, "svsm-host serve", ours));
+    }
+    let share = |floor: svsm_benchkit::Stats| floor.median.as_secs_f64() / sw.median.as_secs_f64();
+    report.note(format!(
+        "a server with no cost of its own would be {:.2}x swtpm over the thread floor, {:.2}x over the \
+         process floor (the 0.5 target needs the floor below half of swtpm's round trip)",
+        share(thread),
+        share(process),
+    ));
 
     let (sw_size, our_size) = (get_blobs(&mut sc), get_blobs(&mut oc));
     let mut row = compare(

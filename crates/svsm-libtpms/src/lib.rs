@@ -183,6 +183,8 @@ pub struct LibTpms {
     stopped: bool,
     resp_buf: *mut c_uchar,
     resp_buf_size: u32,
+    /// The command handed to libtpms (which may write to it), reused so a command costs no allocation.
+    cmd_buf: Vec<u8>,
 }
 
 // SAFETY: libtpms has no thread affinity; what it forbids is concurrent use, which the single-instance guard
@@ -198,7 +200,13 @@ impl LibTpms {
         }
         *slot() =
             Some(Slot { storage: Box::new(storage), mode, error: None, stores: 0, loaded_volatile: false });
-        Ok(LibTpms { powered: false, stopped: false, resp_buf: std::ptr::null_mut(), resp_buf_size: 0 })
+        Ok(LibTpms {
+            powered: false,
+            stopped: false,
+            resp_buf: std::ptr::null_mut(),
+            resp_buf_size: 0,
+            cmd_buf: Vec::new(),
+        })
     }
 
     /// The libtpms version as `(major, minor, micro)`.
@@ -303,7 +311,9 @@ impl TpmEngine for LibTpms {
         if command.len() > svsm_vtpm::MAX_TPM_MESSAGE {
             return Err(EngineError::CommandTooLarge(command.len()));
         }
-        let mut cmd = command.to_vec();
+        let cmd = &mut self.cmd_buf;
+        cmd.clear();
+        cmd.extend_from_slice(command);
         let cmd_len = u32::try_from(cmd.len()).map_err(|_| EngineError::CommandTooLarge(command.len()))?;
         LOCALITY.store(locality, Ordering::Relaxed);
         let mut resp_size: u32 = 0;
