@@ -193,11 +193,11 @@ fn cas_section(cluster: &Cluster, dir: &Path, raw: &Raw) -> Report {
         report.push(row);
     }
     let floor = echo_floor(&raw.rt);
-    report.note(format!(
+    report.note(
         "one operation = n compare-and-sets issued at once; 1 volume: both sides on the calling thread; 16 \
          volumes: raw = 16 tokio tasks on one etcd-client, service = 16 long-lived client threads, one TCP \
-         connection each"
-    ));
+         connection each",
+    );
     for (n, d) in medians {
         report.note(format!("{n} volume(s): service - raw medians = {}", fmt_duration(d)));
     }
