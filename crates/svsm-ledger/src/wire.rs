@@ -40,28 +40,44 @@ impl core::fmt::Display for VmId {
     }
 }
 
-/// A VM's 32-byte ledger key (from enrolment; from key release once that lands). Zeroized on drop.
+/// A VM's 32-byte ledger key (from enrolment; from key release once that lands), with its two direction keys
+/// derived once (HKDF) when it is made, not per message. All three are zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct LedgerKey([u8; 32]);
+pub struct LedgerKey {
+    master: [u8; 32],
+    request: [u8; 32],
+    reply: [u8; 32],
+}
+
+/// HKDF-SHA256(salt [`HKDF_SALT`], ikm `master`, info `label`), 32 bytes: the key of one direction.
+fn direction_key(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mut sub = [0u8; 32];
+    // HKDF-Expand of 32 bytes cannot fail (the limit is 255 * 32).
+    let _ = Hkdf::<Sha256>::new(Some(HKDF_SALT), master).expand(label, &mut sub);
+    sub
+}
 
 impl LedgerKey {
-    /// Wraps a key.
+    /// Wraps a key (and derives its direction keys).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        LedgerKey(bytes)
+        LedgerKey {
+            request: direction_key(&bytes, REQUEST_MAC_LABEL),
+            reply: direction_key(&bytes, REPLY_MAC_LABEL),
+            master: bytes,
+        }
     }
 
     /// The key's bytes (to store it at enrolment).
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.master
     }
 
     /// The direction's MAC over `label || message`. Separate keys per direction (HKDF), so a request can
     /// never be reflected as a reply.
     fn mac(&self, label: &'static [u8], message: &[u8]) -> [u8; MAC_LEN] {
-        let mut sub = zeroize::Zeroizing::new([0u8; 32]);
-        // HKDF-Expand of 32 bytes cannot fail (the limit is 255 * 32).
-        let _ = Hkdf::<Sha256>::new(Some(HKDF_SALT), &self.0).expand(label, sub.as_mut());
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(sub.as_ref()) {
+        let sub = if label == REQUEST_MAC_LABEL { &self.request } else { &self.reply };
+        debug_assert!(label == REQUEST_MAC_LABEL || label == REPLY_MAC_LABEL);
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(sub) {
             Ok(m) => m,
             Err(_) => unreachable!("HMAC accepts any key length"),
         };
@@ -488,6 +504,27 @@ mod tests {
         }
         assert_eq!(Request::open(&bytes, &LedgerKey::from_bytes([6; 32])), Err(RequestError::Forged));
         assert!(matches!(Request::open(&bytes[..100], &key()), Err(RequestError::Length { len: 100, .. })));
+    }
+
+    #[test]
+    fn cached_direction_keys_are_the_hkdf_derivation_and_differ() {
+        let k = key();
+        for (label, cached) in [(REQUEST_MAC_LABEL, &k.request), (REPLY_MAC_LABEL, &k.reply)] {
+            let mut want = [0u8; 32];
+            Hkdf::<Sha256>::new(Some(HKDF_SALT), &[5; 32]).expand(label, &mut want).unwrap();
+            assert_eq!(cached, &want);
+        }
+        assert_ne!(k.request, k.reply);
+        assert_eq!(k.clone().as_bytes(), &[5; 32]);
+    }
+
+    #[test]
+    fn the_request_mac_is_unchanged_on_the_wire() {
+        // Computed independently (Python hmac/hashlib: HKDF-SHA256 then HMAC-SHA256 over label || body).
+        let want = "8dd7950ecf5c1229e2ee59078f5389cc85d3a15ceebdd483d27b56bf1496c11e";
+        let mac = &cas_request().seal(&key())[REQUEST_LEN - MAC_LEN..];
+        let hex: alloc::string::String = mac.iter().map(|b| alloc::format!("{b:02x}")).collect();
+        assert_eq!(hex, want);
     }
 
     #[test]
