@@ -8,3 +8,4 @@ pub mod sockets;
 pub mod state;
 pub mod uefi;
 pub mod vtpm;
+pub mod window;

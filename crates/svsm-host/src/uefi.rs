@@ -19,8 +19,9 @@ use svsm_uefi::{UefiConfig, UefiProtocol, UefiVariables};
 
 use crate::state::{KeySource, StateDir, Volume, VolumeName, WriteLock};
 
-/// The UEFI variable volume's storage.
-pub type UefiStorage = StoreVariableStorage<FileDisk, Box<dyn Ledger>>;
+/// The UEFI variable volume's storage, shared with the daemon's [`crate::window::WindowKeeper`] (which
+/// advances a window-mode volume's ledger when it goes idle, and closes it cleanly at shutdown).
+pub type UefiStorage = crate::window::SharedVolume<StoreVariableStorage<FileDisk, Box<dyn Ledger>>>;
 /// The service `serve --uefi` runs.
 pub type UefiService = UefiVariables<UefiStorage>;
 
@@ -70,6 +71,7 @@ pub fn open_service(vol: &Volume, lock: &WriteLock, create: bool) -> anyhow::Res
     let storage = StoreVariableStorage::open(store).map_err(|e| {
         anyhow::anyhow!("refusing to start: the UEFI variable volume `{name}` ({image}) is unusable: {e}")
     })?;
+    let storage = crate::window::SharedVolume::new(name.to_string(), storage);
     UefiVariables::open(storage, UefiConfig::default()).map_err(|e| {
         anyhow::anyhow!("refusing to start: loading the UEFI variable volume `{name}` ({image}): {e}")
     })

@@ -23,38 +23,9 @@ impl core::fmt::Display for Stage {
     }
 }
 
-/// A frame on the SVSM <-> proxy channel that cannot be accepted (format: `docs/key-release.md`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// Fewer bytes than the header or the declared payload.
-    #[error("truncated frame: {have} bytes, {need} needed")]
-    Truncated {
-        /// Bytes needed.
-        need: usize,
-        /// Bytes present.
-        have: usize,
-    },
-    /// A version this build does not speak.
-    #[error("frame version {0}, this build speaks version {v}", v = crate::frame::FRAME_VERSION)]
-    Version(u8),
-    /// A message kind that is not defined.
-    #[error("unknown frame kind {0:#04x}")]
-    Kind(u8),
-    /// The reserved header bytes are not zero.
-    #[error("reserved frame header bytes are not zero")]
-    Reserved,
-    /// The declared payload exceeds the maximum.
-    #[error("frame payload of {len} bytes exceeds the maximum of {max}")]
-    Oversize {
-        /// Declared length.
-        len: u64,
-        /// Maximum accepted.
-        max: usize,
-    },
-    /// Bytes after the declared payload.
-    #[error("{0} bytes after the frame payload")]
-    Trailing(usize),
-}
+/// A frame on the SVSM <-> proxy channel that cannot be accepted: the one channel framing's error
+/// (`svsm-channel`, format in its `FORMAT.md` and `docs/key-release.md`).
+pub use svsm_channel::FrameError;
 
 /// A JWE that does not decrypt to a secret for this attempt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,15 +10,14 @@
 //! | 4 | 4 | payload length, little-endian, at most [`MAX_PAYLOAD`] |
 //!
 //! The length is explicit and bounded so a reader allocates at most `MAX_PAYLOAD` whatever the peer sends.
+//! The header itself is the workspace's one channel framing (`svsm-channel`); this module adds the
+//! key-release kinds and bound.
 
 use alloc::vec::Vec;
 
 use crate::error::FrameError;
 
-/// The framing version this build speaks.
-pub const FRAME_VERSION: u8 = 1;
-/// Header size.
-pub const HEADER_LEN: usize = 8;
+pub use svsm_channel::{FRAME_VERSION, HEADER_LEN};
 /// Largest payload accepted either way: an SNP attestation with its certificate chain in the `sev` crate's
 /// serde form (byte arrays as JSON numbers) is about 30 KiB; a resource JWE is well under 4 KiB.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
@@ -115,43 +114,19 @@ impl Frame {
 
     /// Decodes exactly one frame occupying all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
-        let header: &[u8; HEADER_LEN] = bytes
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or(FrameError::Truncated { need: HEADER_LEN, have: bytes.len() })?;
-        let (kind, len) = decode_header(header)?;
-        let rest = &bytes[HEADER_LEN..];
-        if rest.len() < len {
-            return Err(FrameError::Truncated { need: HEADER_LEN + len, have: bytes.len() });
-        }
-        if rest.len() > len {
-            return Err(FrameError::Trailing(rest.len() - len));
-        }
-        Ok(Frame { kind, payload: rest.to_vec() })
+        let (kind, payload) = svsm_channel::decode(bytes, MAX_PAYLOAD, Kind::from_byte)?;
+        Ok(Frame { kind, payload: payload.to_vec() })
     }
 }
 
 /// The header for a payload of `len` bytes (`len` must be at most [`MAX_PAYLOAD`]).
 pub fn encode_header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
-    let len = u32::try_from(len.min(MAX_PAYLOAD)).unwrap_or(u32::MAX);
-    let l = len.to_le_bytes();
-    [FRAME_VERSION, kind as u8, 0, 0, l[0], l[1], l[2], l[3]]
+    svsm_channel::encode_header(kind as u8, len.min(MAX_PAYLOAD))
 }
 
 /// Checks a header and returns the kind and payload length; a stream reader calls this before allocating.
 pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, usize), FrameError> {
-    if h[0] != FRAME_VERSION {
-        return Err(FrameError::Version(h[0]));
-    }
-    let kind = Kind::from_byte(h[1])?;
-    if h[2] != 0 || h[3] != 0 {
-        return Err(FrameError::Reserved);
-    }
-    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    if len as usize > MAX_PAYLOAD {
-        return Err(FrameError::Oversize { len: u64::from(len), max: MAX_PAYLOAD });
-    }
-    Ok((kind, len as usize))
+    svsm_channel::decode_header(h, MAX_PAYLOAD, Kind::from_byte)
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use crate::api::Channel;
-use crate::error::{ChannelError, FrameError, KbsError};
-use crate::frame::{Frame, HEADER_LEN, decode_header};
+use crate::error::{ChannelError, KbsError};
+use crate::frame::{Frame, Kind, MAX_PAYLOAD};
 
 fn io_error(e: std::io::Error) -> ChannelError {
     match e.kind() {
@@ -18,35 +18,16 @@ fn io_error(e: std::io::Error) -> ChannelError {
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, ChannelError> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error(e)),
-        }
-    }
-    Ok(got)
-}
-
 /// Reads one frame: the header is checked before the payload is allocated. End of stream before any byte
-/// is [`ChannelError::Closed`]; inside a frame it is [`FrameError::Truncated`].
+/// is [`ChannelError::Closed`]; inside a frame it is [`crate::error::FrameError::Truncated`].
 pub fn read_frame(r: &mut impl Read) -> Result<Frame, KbsError> {
-    let mut header = [0u8; HEADER_LEN];
-    match read_full(r, &mut header)? {
-        0 => return Err(ChannelError::Closed.into()),
-        n if n < HEADER_LEN => return Err(FrameError::Truncated { need: HEADER_LEN, have: n }.into()),
-        _ => {}
+    use svsm_channel::io::ReadError;
+    match svsm_channel::io::read_frame(r, MAX_PAYLOAD, Kind::from_byte) {
+        Ok((kind, payload)) => Ok(Frame { kind, payload }),
+        Err(ReadError::Closed) => Err(ChannelError::Closed.into()),
+        Err(ReadError::Io(e)) => Err(io_error(e).into()),
+        Err(ReadError::Frame(e)) => Err(e.into()),
     }
-    let (kind, len) = decode_header(&header)?;
-    let mut payload = vec![0u8; len];
-    let n = read_full(r, &mut payload)?;
-    if n < len {
-        return Err(FrameError::Truncated { need: HEADER_LEN + len, have: HEADER_LEN + n }.into());
-    }
-    Ok(Frame { kind, payload })
 }
 
 /// Writes one frame.

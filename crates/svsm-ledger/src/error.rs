@@ -86,5 +86,5 @@ pub enum TransportError {
     Io(String),
     /// A frame header that breaks the framing rules.
     #[error("ledger channel frame: {0}")]
-    Frame(crate::frame::FrameError),
+    Frame(svsm_channel::FrameError),
 }

@@ -45,13 +45,13 @@ impl TcpTransport {
 
     fn round_trip(stream: &mut TcpStream, request: &[u8]) -> Result<Vec<u8>, TransportError> {
         let io = |e: std::io::Error| TransportError::Io(e.to_string());
-        stream.write_all(&frame::encode(request)).map_err(io)?;
-        let mut prefix = [0u8; 4];
-        stream.read_exact(&mut prefix).map_err(io)?;
-        let len = frame::body_len(prefix).map_err(TransportError::Frame)?;
-        let mut body = alloc::vec![0u8; len];
-        stream.read_exact(&mut body).map_err(io)?;
-        Ok(frame::payload(&body).map_err(TransportError::Frame)?.to_vec())
+        stream.write_all(&frame::encode_request(request)).map_err(io)?;
+        let mut header = [0u8; frame::HEADER_LEN];
+        stream.read_exact(&mut header).map_err(io)?;
+        let len = frame::reply_len(&header).map_err(TransportError::Frame)?;
+        let mut payload = alloc::vec![0u8; len];
+        stream.read_exact(&mut payload).map_err(io)?;
+        Ok(payload)
     }
 }
 

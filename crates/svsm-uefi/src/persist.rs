@@ -64,6 +64,12 @@ impl<D: BlockDevice, L: Ledger> StoreVariableStorage<D, L> {
         &self.store
     }
 
+    /// Window mode: advances the ledger if the window has run out over unprotected commits
+    /// ([`Store::advance_if_due`]); a daemon calls it periodically. A no-op in other modes.
+    pub fn advance_if_due(&mut self) -> Result<bool, svsm_store::StoreError> {
+        self.store.advance_if_due()
+    }
+
     /// Gives the store back (e.g. to close it cleanly).
     pub fn into_store(self) -> Store<D, L> {
         self.store

@@ -48,6 +48,13 @@ impl<D: BlockDevice, L: Ledger> StoreNvStorage<D, L> {
         &self.store
     }
 
+    /// Window mode: advances the ledger if the window has run out over unprotected commits
+    /// ([`Store::advance_if_due`]); a daemon calls it periodically so an idle vTPM's last NV writes are
+    /// protected within about T. A no-op in other modes.
+    pub fn advance_if_due(&mut self) -> Result<bool, StoreError> {
+        self.store.advance_if_due()
+    }
+
     /// Gives the store back.
     pub fn into_store(self) -> Store<D, L> {
         self.store

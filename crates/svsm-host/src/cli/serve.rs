@@ -201,6 +201,9 @@ pub const TCP_WARNING: &str = "--tcp: the TPM is reachable over TCP; anyone on t
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    // Before any thread exists, so every thread inherits the mask and the stop signals reach only the
+    // sigwait at the end of this function (which closes the volumes cleanly).
+    crate::window::block_stop_signals().context("blocking the stop signals")?;
     let access = SocketAccess::with_group(args.socket_group.as_deref())?;
     // Before anything is created: a bad --ledger must not leave a half-made state directory behind.
     let ledgers = ledger_source(&args)?;
@@ -267,6 +270,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The UEFI volume is checked before anything is served: a rolled-back or damaged one stops the start.
     let mut protocols = Vec::new();
+    let mut volumes: Vec<std::sync::Arc<dyn crate::window::Upkeep>> = Vec::new();
     if args.uefi {
         let uefi_vol =
             crate::uefi::volume(&dir, args.store_key.as_deref(), Some(vol.ledger_source().clone()));
@@ -276,9 +280,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             uefi_vol.image().display(),
             service.variables().count()
         );
+        volumes.push(std::sync::Arc::new(service.storage().clone()));
         protocols.push(crate::uefi::protocol(service));
     }
     let blob_key = vtpm::state_blob_key(&vol, &storage)?;
+    let storage = crate::window::SharedVolume::new(crate::state::VolumeName::VTPM.to_string(), storage);
+    volumes.insert(0, std::sync::Arc::new(storage.clone()));
     let mut engine = LibTpms::new(storage, StateMode::RequireExisting)?;
     if !args.incoming {
         svsm_vtpm::TpmEngine::power_on(&mut engine).context("powering on the vTPM")?;
@@ -351,8 +358,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = bound.swtpm {
         println!("swtpm   export TPM2TOOLS_TCTI=swtpm:host={},port={}", a.ip(), a.port());
     }
+    // Window-mode volumes get their ledger advanced when due even while idle; all of them are closed
+    // cleanly (ledger advanced) when a stop signal arrives.
+    let keeper = crate::window::WindowKeeper::start(volumes).context("starting the ledger window timer")?;
     println!("ready");
-    loop {
-        std::thread::park();
-    }
+    let signal = crate::window::wait_for_stop_signal().context("waiting for a stop signal")?;
+    tracing::info!(signal, "stop signal: powering off and closing the volumes");
+    shared.power_off_for_shutdown();
+    keeper.shutdown().context("closing the volumes")?;
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
 }

@@ -285,29 +285,23 @@ impl Service {
 async fn connection(service: Arc<Service>, mut stream: tokio::net::TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     loop {
-        let mut prefix = [0u8; 4];
-        if stream.read_exact(&mut prefix).await.is_err() {
+        let mut header = [0u8; frame::HEADER_LEN];
+        if stream.read_exact(&mut header).await.is_err() {
             return;
         }
-        let len = match frame::body_len(prefix) {
+        let len = match frame::request_len(&header) {
             Ok(n) => n,
             Err(e) => {
                 tracing::info!(%peer, error = %e, "closing a connection that broke the framing");
                 return;
             }
         };
-        let mut body = vec![0u8; len];
-        if stream.read_exact(&mut body).await.is_err() {
+        let mut payload = vec![0u8; len];
+        if stream.read_exact(&mut payload).await.is_err() {
             return;
         }
-        let reply = match frame::payload(&body) {
-            Ok(p) => service.answer(p).await,
-            Err(e) => {
-                tracing::info!(%peer, error = %e, "closing a connection that broke the framing");
-                return;
-            }
-        };
-        if stream.write_all(&frame::encode(&reply)).await.is_err() {
+        let reply = service.answer(&payload).await;
+        if stream.write_all(&frame::encode_reply(&reply)).await.is_err() {
             return;
         }
     }

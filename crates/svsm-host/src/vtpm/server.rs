@@ -94,12 +94,21 @@ impl Shared {
         self.vtpm.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Powers the vTPM off before the daemon closes its volumes. A command already running has finished
+    /// when it returns (it held the same lock); anything a client sends later fails at the closed volume.
+    pub fn power_off_for_shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.lock().power_off();
+    }
+
     fn stop_requested(&self, peer: &str) {
         if self.allow_remote_stop {
             info!(%peer, "stop requested by client; powering off and exiting");
-            self.stopping.store(true, Ordering::SeqCst);
-            self.lock().power_off();
-            std::process::exit(0);
+            self.power_off_for_shutdown();
+            // `serve` waits for this signal and then closes the volumes cleanly (ledger advanced).
+            // SAFETY: kill(2) on our own pid with a valid signal number has no memory-safety preconditions.
+            unsafe { libc::kill(std::process::id() as libc::pid_t, libc::SIGTERM) };
+            return;
         }
         warn!(%peer, "client asked the server to stop; ignored (start with --allow-remote-stop to permit)");
     }
