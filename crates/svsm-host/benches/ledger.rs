@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use common::ledger::*;
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use svsm_benchkit::{Plan, Report, Target, compare, fmt_duration, measure};
 use svsm_store::{Ledger as _, LedgerRecord, VolumeId};
 use svsm_vtpm::marshal::{self, cmd, rh, su};
@@ -92,7 +92,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(mut c: ledger_common::Client, v: VolumeId, mut r: LedgerRecord) -> Worker {
+    fn start(mut c: common::ledger::Client, v: VolumeId, mut r: LedgerRecord) -> Worker {
         let (go, go_rx) = mpsc::channel::<()>();
         let (done_tx, done) = mpsc::channel();
         std::thread::spawn(move || {
@@ -146,7 +146,7 @@ fn cas_section(cluster: &Cluster, dir: &Path, raw: &Raw) -> Report {
             (0..n).map(|i| (format!("/bench/raw/{n}/{i}"), record(0, i as u8))).collect();
         raw.seed(&raw_keys);
         // Service side: n clients (one connection each), one volume each, enrolled at generation 1.
-        let mut clients: Vec<(ledger_common::Client, VolumeId, LedgerRecord)> = (0..n)
+        let mut clients: Vec<(common::ledger::Client, VolumeId, LedgerRecord)> = (0..n)
             .map(|i| {
                 let mut c = client(&svc.addr, vm, &key);
                 let v = VolumeId([n as u8, i as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);

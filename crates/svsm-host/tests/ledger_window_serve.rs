@@ -8,9 +8,9 @@
 //!   (generation `= L`, acceptable before) is refused: nothing rolls back across a boot.
 
 mod common;
-mod ledger_common;
+
 use common::Daemon;
-use ledger_common::*;
+use common::ledger::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
