@@ -53,7 +53,7 @@ impl Setup<'_> {
 
     /// Waits (at most T plus a margin) until the ledger holds the image's generation: serve's window timer.
     fn wait_advanced(&self, state: &Path) -> u64 {
-        let (volume, generation) = image(state);
+        let (volume, generation) = common::vtpm_image(state);
         let t0 = Instant::now();
         while self.ledger(&volume) != generation {
             assert!(
@@ -85,30 +85,6 @@ fn nv_write(state: &Path, dir: &Path, byte: u8) {
 fn nv_read(state: &Path, dir: &Path) -> Vec<u8> {
     tpm2_ok(state, dir, &["tpm2_nvread", INDEX, "-C", "o", "-s", "64", "-o", "out"]);
     std::fs::read(dir.join("out")).unwrap()
-}
-
-/// The vTPM volume's id and authenticated generation (`store inspect --detached`).
-fn image(state: &Path) -> (VolumeId, u64) {
-    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["store", "inspect", "--detached"])
-        .arg(state.join("vtpm.store"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "store inspect: {text}{}", String::from_utf8_lossy(&out.stderr));
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no `{name}` in {text}"))
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let hex: String = field("volume ").chars().filter(|c| *c != '-').collect();
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(&hex, &mut id).unwrap();
-    (VolumeId(id), field("generation ").parse().unwrap())
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -145,7 +121,7 @@ fn window_mode_on_the_ledger_service_refuses_a_directory_from_before_the_last_ad
     assert!(last_advance > first);
     copy_dir(&state, &at_record);
     nv_write(&state, w, 3); // acknowledged after the last advance
-    let (volume, newest) = image(&state);
+    let (volume, newest) = common::vtpm_image(&state);
     drop(d); // SIGKILL: no clean close
     copy_dir(&state, &killed);
     let ledger_at_kill = s.ledger(&volume);
@@ -154,7 +130,7 @@ fn window_mode_on_the_ledger_service_refuses_a_directory_from_before_the_last_ad
     assert!(newest > last_advance);
 
     // A copy from before the last advance: its newest generation is older than the ledger's record.
-    let older = image(&before).1;
+    let older = common::vtpm_image(&before).1;
     assert!(older < last_advance, "copy at {older}, advance at {last_advance}");
     copy_dir(&before, &state);
     let err = refusal(&s, &state);
@@ -168,7 +144,7 @@ fn window_mode_on_the_ledger_service_refuses_a_directory_from_before_the_last_ad
     // The unmodified directory: every acknowledged write is there, the last one included.
     copy_dir(&killed, &state);
     let d = s.start(&state).unwrap();
-    let (_, reopened) = image(&state);
+    let (_, reopened) = common::vtpm_image(&state);
     assert_eq!(reopened, newest + 1, "the start's boot commit follows the newest image");
     assert_eq!(s.ledger(&volume), reopened, "the start advances the ledger to its boot commit");
     tpm2_ok(&state, w, &["tpm2_startup", "-c"]);
@@ -177,7 +153,7 @@ fn window_mode_on_the_ledger_service_refuses_a_directory_from_before_the_last_ad
 
     // The copy taken at the old record would have been accepted before that start; now it is refused.
     let ledger_now = s.ledger(&volume);
-    assert_eq!(image(&at_record).1, last_advance);
+    assert_eq!(common::vtpm_image(&at_record).1, last_advance);
     copy_dir(&at_record, &state);
     let err = refusal(&s, &state);
     assert!(err.contains("refusing to start") && err.contains("rollback detected"), "{err}");

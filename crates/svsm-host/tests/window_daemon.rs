@@ -31,30 +31,6 @@ fn nv_write(state: &Path, dir: &Path, byte: u8) {
     tpm2_ok(state, dir, &["tpm2_nvwrite", INDEX, "-C", "o", "-i", "data"]);
 }
 
-/// The vTPM volume's id and authenticated generation, read beside the running daemon.
-fn image(state: &Path) -> (VolumeId, u64) {
-    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
-        .args(["store", "inspect", "--detached"])
-        .arg(state.join("vtpm.store"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "store inspect: {text}{}", String::from_utf8_lossy(&out.stderr));
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no `{name}` in {text}"))
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let hex: String = field("volume ").chars().filter(|c| *c != '-').collect();
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(&hex, &mut id).unwrap();
-    (VolumeId(id), field("generation ").parse().unwrap())
-}
-
 /// The generation the ledger holds for the volume.
 fn ledger(state: &Path, volume: &VolumeId) -> u64 {
     FileLedger::new(state.join("ledger")).unwrap().read(volume).unwrap().expect("no ledger record").generation
@@ -71,7 +47,7 @@ fn setup(state: &Path, dir: &Path, window: &str) -> Daemon {
 fn burst_leaving_ledger_behind(state: &Path, dir: &Path) -> (VolumeId, u64) {
     for byte in 1..=10 {
         nv_write(state, dir, byte);
-        let (volume, generation) = image(state);
+        let (volume, generation) = common::vtpm_image(state);
         if byte >= 3 && ledger(state, &volume) < generation {
             return (volume, generation);
         }
@@ -104,7 +80,7 @@ fn an_idle_vtpm_has_its_ledger_advanced_within_the_window() {
         std::thread::sleep(Duration::from_millis(50));
     };
     eprintln!("ledger caught up with generation {generation} {caught_up:?} after the last NV write");
-    assert_eq!(image(&state).1, generation, "the advance must not commit anything itself");
+    assert_eq!(common::vtpm_image(&state).1, generation, "the advance must not commit anything itself");
 }
 
 #[test]
@@ -127,5 +103,5 @@ fn a_stop_signal_closes_the_vtpm_cleanly_and_advances_the_ledger() {
     };
     assert!(status.success(), "serve exited with {status} on SIGTERM: {}", d.log());
     assert_eq!(ledger(&state, &volume), generation, "the clean close did not advance the ledger");
-    assert_eq!(image(&state).1, generation);
+    assert_eq!(common::vtpm_image(&state).1, generation);
 }

@@ -281,3 +281,28 @@ pub fn startup(d: &mut Data) {
     let r = d.send(&svsm_vtpm::marshal::cmd::startup(0).unwrap());
     assert_eq!(svsm_vtpm::marshal::response_code(&r).unwrap(), 0, "TPM2_Startup failed: {r:02x?}");
 }
+
+/// The vTPM volume's id and authenticated generation, read with `store inspect --detached` (also beside a
+/// running daemon).
+pub fn vtpm_image(state: &Path) -> (svsm_store::VolumeId, u64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_svsm-host"))
+        .args(["store", "inspect", "--detached"])
+        .arg(state.join("vtpm.store"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "store inspect: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no `{name}` in {text}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let hex: String = field("volume ").chars().filter(|c| *c != '-').collect();
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&hex, &mut id).unwrap();
+    (svsm_store::VolumeId(id), field("generation ").parse().unwrap())
+}
