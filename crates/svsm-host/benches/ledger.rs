@@ -277,9 +277,8 @@ fn spawn_serve(dir: &Path, name: &str, port: u16, mode: &str, svc: &str, vm: &st
 
 const IDX: u32 = 0x0150_0016;
 
-fn ready(port: u16) -> Tpm {
-    let mut t = Tpm::connect(([127, 0, 0, 1], port).into());
-    t.ok(&cmd::startup(su::CLEAR).unwrap());
+/// Defines the 64-byte owner NV index every NV_Write side of the comparison writes.
+fn define_index(t: &mut Tpm) {
     let public = marshal::NvPublic {
         index: IDX,
         name_alg: marshal::alg::SHA256,
@@ -288,6 +287,12 @@ fn ready(port: u16) -> Tpm {
         data_size: 64,
     };
     t.ok(&cmd::nv_define_space(rh::OWNER, &public).unwrap());
+}
+
+fn ready(port: u16) -> Tpm {
+    let mut t = Tpm::connect(([127, 0, 0, 1], port).into());
+    t.ok(&cmd::startup(su::CLEAR).unwrap());
+    define_index(&mut t);
     t
 }
 
@@ -323,14 +328,7 @@ fn nv_section(cluster: &Cluster, dir: &Path, raw: &Raw) -> Report {
     let _strict = spawn_serve(dir, "strict", strict_port, "strict", &svc.addr, strict_vm);
     let _epoch = spawn_serve(dir, "epoch", epoch_port, "boot-epoch", &svc.addr, epoch_vm);
     let mut sw = Tpm::connect(([127, 0, 0, 1], sw_port).into());
-    let public = marshal::NvPublic {
-        index: IDX,
-        name_alg: marshal::alg::SHA256,
-        attributes: marshal::nv_attr::OWNERWRITE | marshal::nv_attr::OWNERREAD,
-        auth_policy: vec![],
-        data_size: 64,
-    };
-    sw.ok(&cmd::nv_define_space(rh::OWNER, &public).unwrap());
+    define_index(&mut sw);
     let mut strict = ready(strict_port);
     let mut epoch = ready(epoch_port);
     let mut raw_key = ("/bench/raw/nv".to_string(), record(0, 0x77));
